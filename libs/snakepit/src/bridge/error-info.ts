@@ -1,0 +1,28 @@
+import { isSnakepitErrorCode } from '../errors/error-codes';
+import { SnakepitError } from '../errors/snakepit-error';
+import type { ErrorInfo__Output } from './generated/snakepit/bridge/v1/ErrorInfo';
+
+/** Turns a worker's structured ErrorInfo into a SnakepitError, keeping the Python exception whole. */
+export function errorFromWorker(info: ErrorInfo__Output | null | undefined): SnakepitError {
+  if (!info) return new SnakepitError('INTERNAL', 'The worker reported an error without details');
+  const code = isSnakepitErrorCode(info.code) ? info.code : 'PYTHON_EXCEPTION';
+  let details: Record<string, unknown> = {};
+  if (info.detailsJson && info.detailsJson.length > 0) {
+    try {
+      const parsed: unknown = JSON.parse(info.detailsJson.toString('utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) details = parsed as Record<string, unknown>;
+    } catch {
+      details = { raw: info.detailsJson.toString('utf8') };
+    }
+  }
+  const python = info.python
+    ? {
+        type: info.python.type,
+        message: info.python.message,
+        traceback: info.python.traceback,
+        chain: info.python.chain.map((link) => ({ type: link.type, message: link.message, relation: link.relation })),
+      }
+    : undefined;
+  const message = python && code === 'PYTHON_EXCEPTION' ? `${python.type}: ${python.message}` : info.message;
+  return new SnakepitError(code, message, { details, python });
+}

@@ -1,0 +1,134 @@
+import * as grpc from '@grpc/grpc-js';
+import { SnakepitError } from '../errors/snakepit-error';
+import type { CallRequest } from './generated/snakepit/bridge/v1/CallRequest';
+import type { DescribeResponse__Output } from './generated/snakepit/bridge/v1/DescribeResponse';
+import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
+import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
+import type { WorkerBridgeClient } from './generated/snakepit/bridge/v1/WorkerBridge';
+import type { WorkerFrame__Output } from './generated/snakepit/bridge/v1/WorkerFrame';
+import type { WorkerMessage__Output } from './generated/snakepit/bridge/v1/WorkerMessage';
+import { loadBridgePackage, workerChannelOptions } from './proto';
+
+/** Metadata key carrying the per-run secret every worker RPC must present. */
+export const TOKEN_METADATA_KEY = 'x-snakepit-token';
+
+/** What the channel tells the owner of one call. */
+export interface CallListener {
+  /** A StreamChunk for this call (streaming tools only). */
+  chunk(message: WorkerMessage__Output): void;
+  /** The call's one terminal message: result, error or cancelled. */
+  end(message: WorkerMessage__Output): void;
+  /** The stream broke before the terminal message arrived. */
+  broken(error: SnakepitError): void;
+}
+
+/**
+ * The host end of one worker's multiplexed bidi stream. Calls get request ids;
+ * all messages written in the same event-loop tick are coalesced into one
+ * HostFrame (gRPC's cost is per message, so batching is what makes the stream
+ * fast under load). A broken stream fails every call in flight on it at once.
+ */
+export class WorkerChannel {
+  private readonly client: WorkerBridgeClient;
+  private readonly metadata: grpc.Metadata;
+  private stream?: grpc.ClientDuplexStream<HostFrame, WorkerFrame__Output>;
+  private readonly inFlight = new Map<number, CallListener>();
+  private outbox: HostMessage[] = [];
+  private flushScheduled = false;
+  private nextId = 1;
+  private brokenWith?: SnakepitError;
+  private onBroken?: (error: SnakepitError) => void;
+
+  constructor(address: string, token: string, maxMessageBytes: number) {
+    const { WorkerBridge } = loadBridgePackage().snakepit.bridge.v1;
+    this.client = new WorkerBridge(address, grpc.credentials.createInsecure(), workerChannelOptions(maxMessageBytes));
+    this.metadata = new grpc.Metadata();
+    this.metadata.set(TOKEN_METADATA_KEY, token);
+  }
+
+  /** The first round trip: who the worker is and which tools it has. */
+  describe(timeoutMs: number): Promise<DescribeResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.Describe({}, this.metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error || !response) reject(error ?? new Error('empty Describe response'));
+        else resolve(response);
+      });
+    });
+  }
+
+  /** Opens the data stream; `onBroken` runs once if it ever fails. */
+  open(onBroken: (error: SnakepitError) => void): void {
+    this.onBroken = onBroken;
+    const stream = this.client.Connect(this.metadata);
+    this.stream = stream;
+    stream.on('data', (frame: WorkerFrame__Output) => this.dispatch(frame));
+    stream.on('error', (error: grpc.ServiceError) => this.breakWith(error.details || error.message));
+    stream.on('end', () => this.breakWith('the worker closed its stream'));
+  }
+
+  get pendingCalls(): number {
+    return this.inFlight.size;
+  }
+
+  /** Sends a call; returns its request id (used to cancel it). */
+  call(request: CallRequest, listener: CallListener): number {
+    const id = this.nextId++;
+    if (this.brokenWith) {
+      listener.broken(this.brokenWith);
+      return id;
+    }
+    this.inFlight.set(id, listener);
+    this.enqueue({ id, call: request });
+    return id;
+  }
+
+  /** Asks the worker to stop a call; it answers with Cancelled once the tool really stopped. */
+  cancel(id: number, reason: string): void {
+    if (this.inFlight.has(id) && !this.brokenWith) this.enqueue({ id, cancel: { reason } });
+  }
+
+  /** Ends the stream and the channel; calls still in flight fail with `reason`. */
+  close(reason = 'the channel was closed'): void {
+    this.breakWith(reason, 'WORKER_UNAVAILABLE');
+    this.stream?.cancel();
+    this.client.close();
+  }
+
+  private enqueue(message: HostMessage): void {
+    this.outbox.push(message);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const messages = this.outbox;
+    this.outbox = [];
+    if (messages.length > 0 && this.stream && !this.brokenWith) this.stream.write({ messages });
+  };
+
+  private dispatch(frame: WorkerFrame__Output): void {
+    for (const message of frame.messages) {
+      const listener = this.inFlight.get(message.id ?? 0);
+      if (!listener) continue; // a late reply to a call already failed locally
+      if (message.kind === 'chunk') {
+        listener.chunk(message);
+      } else {
+        this.inFlight.delete(message.id ?? 0);
+        listener.end(message);
+      }
+    }
+  }
+
+  private breakWith(reason: string, code: 'WORKER_CRASHED' | 'WORKER_UNAVAILABLE' = 'WORKER_CRASHED'): void {
+    if (this.brokenWith) return;
+    const error = new SnakepitError(code, `Worker stream broke: ${reason}`, { details: { reason } });
+    this.brokenWith = error;
+    const listeners = [...this.inFlight.values()];
+    this.inFlight.clear();
+    for (const listener of listeners) listener.broken(error);
+    this.onBroken?.(error);
+  }
+}

@@ -1,0 +1,49 @@
+/** Environment variables workers inherit from the host unless `inheritEnv` replaces the list. */
+export const DEFAULT_INHERITED_ENV = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+  'VIRTUAL_ENV',
+  'PYTHONPATH',
+  'PYTHONHOME',
+  // Thread-count knobs of numeric libraries, and OpenBLAS's CPU-type overrides
+  // that some machines need to avoid wrong results.
+  'OMP_NUM_THREADS',
+  'OPENBLAS_NUM_THREADS',
+  'MKL_NUM_THREADS',
+  'OPENBLAS_CORETYPE',
+  'OPENBLAS_L2_SIZE',
+] as const;
+
+export const POOL_DEFAULTS = {
+  capacityPerWorker: 1,
+  timeoutMs: 30_000,
+  maxTimeoutMs: 3_600_000,
+  maxQueueSize: 1000,
+  queueTimeoutMs: 10_000,
+  maxPayloadBytes: 16 * 1024 * 1024,
+  cancelGraceMs: 5_000,
+  startTimeoutMs: 30_000,
+  startConcurrency: 4,
+  restartBackoffMs: 100,
+  maxRestartBackoffMs: 10_000,
+  logLevel: 'info',
+} as const;
+
+export const MODULE_DEFAULTS = {
+  python: 'python3',
+  transport: 'unix',
+  drainTimeoutMs: 10_000,
+  stopGraceMs: 5_000,
+} as const;
+
+export const SESSION_DEFAULTS = {
+  defaultTtlSeconds: 3600,
+  maxTtlSeconds: 7 * 24 * 3600,
+  sweepIntervalMs: 5_000,
+} as const;

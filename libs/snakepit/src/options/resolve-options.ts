@@ -1,0 +1,132 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
+import { DEFAULT_INHERITED_ENV, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
+import type { PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
+
+export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env'>> & { env: Record<string, string> };
+
+export interface ResolvedOptions {
+  pools: ResolvedPoolOptions[];
+  env: Record<string, string>;
+  inheritEnv: readonly string[];
+  socketDir?: string;
+  transport: 'unix' | 'tcp';
+  drainTimeoutMs: number;
+  stopGraceMs: number;
+  sessions: Required<Omit<SessionOptions, 'store'>> & Pick<SessionOptions, 'store'>;
+  exposeTracebacks: boolean;
+}
+
+/** Thrown at start when the options cannot work; the message lists every problem. */
+export class SnakepitConfigError extends Error {
+  override readonly name = 'SnakepitConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid Snakepit configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+const ADAPTER = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
+
+/** Finds an executable the way a shell would; returns undefined when there is none. */
+export function findExecutable(command: string, pathVariable = process.env.PATH ?? ''): string | undefined {
+  const candidates = command.includes('/') ? [command] : pathVariable.split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return isAbsolute(candidate) ? candidate : join(process.cwd(), candidate);
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+function positiveInteger(problems: string[], where: string, value: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(value) || value <= 0 || value > max) {
+    problems.push(`${where} must be an integer between 1 and ${max} (got ${JSON.stringify(value)})`);
+  }
+}
+
+export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions {
+  const problems: string[] = [];
+  if (!options || !Array.isArray(options.pools) || options.pools.length === 0) {
+    throw new SnakepitConfigError(['`pools` must list at least one pool, e.g. { name: "default", size: 2, adapter: "pkg.module:Adapter" }']);
+  }
+  const defaultPython = options.python ?? MODULE_DEFAULTS.python;
+  const seen = new Set<string>();
+  const resolvedPythons = new Map<string, string | undefined>();
+
+  const pools = options.pools.map((pool, index): ResolvedPoolOptions => {
+    const where = `pools[${index}]${pool?.name ? ` (${pool.name})` : ''}`;
+    if (typeof pool?.name !== 'string' || !POOL_NAME.test(pool.name)) {
+      problems.push(`${where}.name must match ${POOL_NAME} (got ${JSON.stringify(pool?.name)})`);
+    } else if (seen.has(pool.name)) {
+      problems.push(`${where}.name is used by another pool`);
+    } else {
+      seen.add(pool.name);
+    }
+    if (typeof pool?.adapter !== 'string' || pool.adapter.length === 0) {
+      problems.push(`${where}.adapter is missing: give the adapter class as "module:Class"`);
+    } else if (!ADAPTER.test(pool.adapter)) {
+      problems.push(`${where}.adapter must look like "package.module:Class" (got ${JSON.stringify(pool.adapter)})`);
+    }
+    const resolved: ResolvedPoolOptions = {
+      ...POOL_DEFAULTS,
+      ...stripUndefined(pool),
+      python: pool?.python ?? defaultPython,
+      env: { ...(pool?.env ?? {}) },
+    } as ResolvedPoolOptions;
+    positiveInteger(problems, `${where}.size`, resolved.size, 1024);
+    positiveInteger(problems, `${where}.capacityPerWorker`, resolved.capacityPerWorker, 1024);
+    positiveInteger(problems, `${where}.timeoutMs`, resolved.timeoutMs);
+    positiveInteger(problems, `${where}.maxTimeoutMs`, resolved.maxTimeoutMs);
+    positiveInteger(problems, `${where}.maxQueueSize`, resolved.maxQueueSize);
+    positiveInteger(problems, `${where}.queueTimeoutMs`, resolved.queueTimeoutMs);
+    positiveInteger(problems, `${where}.maxPayloadBytes`, resolved.maxPayloadBytes, 1024 * 1024 * 1024);
+    positiveInteger(problems, `${where}.cancelGraceMs`, resolved.cancelGraceMs);
+    positiveInteger(problems, `${where}.startTimeoutMs`, resolved.startTimeoutMs);
+    positiveInteger(problems, `${where}.startConcurrency`, resolved.startConcurrency, 1024);
+    positiveInteger(problems, `${where}.restartBackoffMs`, resolved.restartBackoffMs);
+    positiveInteger(problems, `${where}.maxRestartBackoffMs`, resolved.maxRestartBackoffMs);
+    if (!['debug', 'info', 'warning', 'error'].includes(resolved.logLevel)) {
+      problems.push(`${where}.logLevel must be debug, info, warning or error`);
+    }
+    if (!resolvedPythons.has(resolved.python)) resolvedPythons.set(resolved.python, findExecutable(resolved.python));
+    const executable = resolvedPythons.get(resolved.python);
+    if (!executable) {
+      problems.push(`${where}: python executable not found: ${JSON.stringify(resolved.python)} (set \`python\` to an interpreter path, e.g. .venv/bin/python)`);
+    } else {
+      resolved.python = executable;
+    }
+    return resolved;
+  });
+
+  const transport = options.transport ?? MODULE_DEFAULTS.transport;
+  if (transport !== 'unix' && transport !== 'tcp') problems.push(`transport must be "unix" or "tcp"`);
+  const sessions = { ...SESSION_DEFAULTS, ...stripUndefined(options.sessions ?? {}) };
+  positiveInteger(problems, 'sessions.defaultTtlSeconds', sessions.defaultTtlSeconds);
+  positiveInteger(problems, 'sessions.maxTtlSeconds', sessions.maxTtlSeconds);
+  positiveInteger(problems, 'sessions.sweepIntervalMs', sessions.sweepIntervalMs);
+  const drainTimeoutMs = options.drainTimeoutMs ?? MODULE_DEFAULTS.drainTimeoutMs;
+  const stopGraceMs = options.stopGraceMs ?? MODULE_DEFAULTS.stopGraceMs;
+  positiveInteger(problems, 'drainTimeoutMs', drainTimeoutMs);
+  positiveInteger(problems, 'stopGraceMs', stopGraceMs);
+
+  if (problems.length > 0) throw new SnakepitConfigError(problems);
+  return {
+    pools,
+    env: { ...(options.env ?? {}) },
+    inheritEnv: options.inheritEnv ?? DEFAULT_INHERITED_ENV,
+    socketDir: options.socketDir,
+    transport,
+    drainTimeoutMs,
+    stopGraceMs,
+    sessions,
+    exposeTracebacks: options.exposeTracebacks ?? false,
+  };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

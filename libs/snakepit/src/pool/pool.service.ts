@@ -1,0 +1,300 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { Observable } from 'rxjs';
+import type { SessionState } from '../bridge/generated/snakepit/bridge/v1/SessionState';
+import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
+import { encodeArgs } from '../bridge/payload';
+import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
+import type { ResolvedOptions, ResolvedPoolOptions } from '../options/resolve-options';
+import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
+import { SessionService } from '../session/session.service';
+import type { SessionDelta } from '../session/session-store';
+import { TelemetryService } from '../telemetry/telemetry.service';
+import { WorkerRuntime } from '../worker/worker-runtime';
+import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
+
+export interface ExecuteOptions {
+  /** Pool to run on (default: the pool named `default`, else the first pool). */
+  pool?: string;
+  /** Run inside this session: the tool sees and may change its state. */
+  sessionId?: string;
+  /** Time budget for the whole call, queue wait included (default: the pool's timeoutMs). */
+  timeoutMs?: number;
+  /** Abort to cancel the call; the worker stops the tool. */
+  signal?: AbortSignal;
+  /** Extra string metadata for the tool (`ctx.metadata`), e.g. a request id. */
+  metadata?: Record<string, string>;
+}
+
+export interface ExecuteResult<T = unknown> {
+  result: T;
+  workerId: string;
+  pid: number;
+  pool: string;
+  durationMs: number;
+}
+
+export interface StreamChunk<T = unknown> {
+  data: T;
+  seq: number;
+}
+
+export interface ToolParameterInfo {
+  name: string;
+  type: string;
+  required: boolean;
+  nullable: boolean;
+  description: string;
+  items?: string;
+  default?: unknown;
+}
+
+export interface ToolInfo {
+  name: string;
+  description: string;
+  streaming: boolean;
+  idempotent: boolean;
+  parameters: ToolParameterInfo[];
+}
+
+export interface PoolTools {
+  pool: string;
+  tools: ToolInfo[];
+}
+
+/** Tool names are identifiers: no paths, spaces or control characters reach a worker. */
+const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Runs Python tools on the configured pools. Starts every pool with the
+ * application and drains and stops them (no process left behind) when it shuts down.
+ */
+@Injectable()
+export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly logger = new Logger('Snakepit');
+  private readonly pools = new Map<string, WorkerPool>();
+  private readonly defaultPool: string;
+  private shuttingDown = false;
+
+  constructor(
+    @Inject(SNAKEPIT_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly runtime: WorkerRuntime,
+    private readonly sessions: SessionService,
+    private readonly telemetry: TelemetryService,
+  ) {
+    for (const config of options.pools) {
+      this.pools.set(config.name, new WorkerPool(config, runtime, telemetry, this.logger, options.stopGraceMs));
+    }
+    this.defaultPool = this.pools.has('default') ? 'default' : options.pools[0].name;
+  }
+
+  async onModuleInit(): Promise<void> {
+    const results = await Promise.allSettled([...this.pools.values()].map((pool) => pool.start()));
+    const failed = results.findIndex((result) => result.status === 'rejected');
+    if (failed >= 0) {
+      await this.stopAll();
+      const reason = (results[failed] as PromiseRejectedResult).reason as Error;
+      throw new SnakepitError('WORKER_UNAVAILABLE', `Snakepit pool ${this.options.pools[failed].name} could not start: ${reason.message}`, {
+        details: reason instanceof SnakepitError ? reason.details : {},
+        cause: reason,
+      });
+    }
+    this.logger.log({ msg: 'pools ready', pools: this.options.pools.map((p) => `${p.name}:${p.size}`).join(',') });
+  }
+
+  /** Stops intake and lets running and queued calls finish, up to drainTimeoutMs. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    const drained = await Promise.all([...this.pools.values()].map((pool) => pool.drain(this.options.drainTimeoutMs)));
+    if (drained.includes(false)) this.logger.warn({ msg: 'drain deadline passed; stopping workers with calls in flight' });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.stopAll();
+  }
+
+  /** Runs `tool` on a worker and resolves with its result and where it ran. */
+  execute<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Promise<ExecuteResult<T>> {
+    return this.run<T>(tool, args, options, false);
+  }
+
+  /**
+   * Runs a streaming tool. Chunks arrive as they are yielded; the Observable
+   * completes with the tool. Unsubscribing cancels the call: the Python
+   * generator is closed and the worker is free again. A non-streaming tool
+   * gives its result as the only chunk.
+   */
+  executeStream<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Observable<StreamChunk<T>> {
+    return new Observable<StreamChunk<T>>((subscriber) => {
+      const unsubscribed = new AbortController();
+      const signal = options.signal ? AbortSignal.any([options.signal, unsubscribed.signal]) : unsubscribed.signal;
+      let chunks = 0;
+      let finished = false;
+      this.run<T>(tool, args, { ...options, signal }, true, (data, seq) => {
+        chunks++;
+        subscriber.next({ data: data as T, seq });
+      }).then(
+        (outcome) => {
+          finished = true;
+          if (chunks === 0 && outcome.result !== null) subscriber.next({ data: outcome.result, seq: 0 });
+          subscriber.complete();
+        },
+        (error: unknown) => {
+          finished = true;
+          subscriber.error(error);
+        },
+      );
+      return () => {
+        if (!finished) unsubscribed.abort();
+      };
+    });
+  }
+
+  /** The tools every pool offers (as its workers described them). */
+  listTools(pool?: string): PoolTools[] {
+    const pools = pool ? [this.pool(pool)] : [...this.pools.values()];
+    return pools.map((p) => ({ pool: p.name, tools: p.tools().map(toToolInfo) }));
+  }
+
+  /** Sizes, free slots, queue depth and every worker's state, per pool. */
+  poolInfo(): PoolInfo[] {
+    return [...this.pools.values()].map((pool) => pool.info());
+  }
+
+  poolNames(): string[] {
+    return [...this.pools.keys()];
+  }
+
+  private async run<T>(
+    tool: string,
+    args: unknown,
+    options: ExecuteOptions,
+    stream: boolean,
+    onChunk?: (value: unknown, seq: number) => void,
+  ): Promise<ExecuteResult<T>> {
+    const started = performance.now();
+    const poolName = options.pool ?? this.defaultPool;
+    this.telemetry.emit('call.start', { pool: poolName, tool, sessionId: options.sessionId });
+    try {
+      if (this.shuttingDown) throw new SnakepitError('SHUTTING_DOWN', 'Snakepit is shutting down', { details: { pool: poolName } });
+      const pool = this.pool(poolName);
+      checkTool(pool, tool);
+      const timeoutMs = resolveTimeout(options.timeoutMs, pool.config);
+      const payload = encodeArgs(args, pool.config.maxPayloadBytes);
+      const session = options.sessionId ? await this.sessions.forCall(options.sessionId) : undefined;
+      const outcome = await pool.run({
+        tool,
+        args: payload,
+        stream,
+        timeoutMs: Math.max(1, timeoutMs - (performance.now() - started)),
+        sessionId: options.sessionId,
+        session: session && toSessionState(session.state, session.version),
+        metadata: options.metadata,
+        preferWorkerId: session?.lastWorkerId,
+        signal: options.signal,
+        onChunk,
+      });
+      if (options.sessionId) await this.commitSession(options.sessionId, outcome, session?.lastWorkerId);
+      const durationMs = performance.now() - started;
+      this.telemetry.emit('call.stop', {
+        pool: poolName,
+        tool,
+        workerId: outcome.workerId,
+        sessionId: options.sessionId,
+        durationMs,
+        outcome: 'ok',
+      });
+      return { result: outcome.value as T, workerId: outcome.workerId, pid: outcome.pid, pool: poolName, durationMs };
+    } catch (thrown) {
+      const error = toSnakepitError(thrown);
+      this.telemetry.emit('call.stop', {
+        pool: poolName,
+        tool,
+        workerId: error.details.workerId as string | undefined,
+        sessionId: options.sessionId,
+        durationMs: performance.now() - started,
+        outcome: 'error',
+        errorCode: error.code,
+      });
+      throw error;
+    }
+  }
+
+  private async commitSession(sessionId: string, outcome: PoolCallOutcome, lastWorkerId?: string): Promise<void> {
+    const delta: SessionDelta = {
+      set: Object.fromEntries(Object.entries(outcome.delta?.set ?? {}).map(([key, value]) => [key, value.toString('utf8')])),
+      deleted: outcome.delta?.deleted ?? [],
+    };
+    const changed = Object.keys(delta.set).length > 0 || delta.deleted.length > 0;
+    if (changed || lastWorkerId !== outcome.workerId) await this.sessions.commit(sessionId, delta, outcome.workerId);
+  }
+
+  private pool(name: string): WorkerPool {
+    const pool = this.pools.get(name);
+    if (!pool) {
+      throw new SnakepitError('POOL_NOT_FOUND', `No pool named ${JSON.stringify(name)}`, {
+        details: { pool: name, pools: [...this.pools.keys()] },
+      });
+    }
+    return pool;
+  }
+
+  private async stopAll(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.stop()));
+    this.runtime.dispose();
+  }
+}
+
+function checkTool(pool: WorkerPool, tool: string): void {
+  if (typeof tool !== 'string' || !TOOL_NAME.test(tool)) {
+    throw new SnakepitError('INVALID_ARGUMENTS', 'Tool names are identifiers: letters, digits, _ . - (at most 128)', {
+      details: { tool: typeof tool === 'string' ? tool.slice(0, 140) : typeof tool },
+    });
+  }
+  const tools = pool.tools();
+  if (tools.length > 0 && !tools.some((spec) => spec.name === tool)) {
+    throw new SnakepitError('TOOL_NOT_FOUND', `Pool ${pool.name} has no tool ${JSON.stringify(tool)}`, {
+      details: { pool: pool.name, tool, available: tools.map((spec) => spec.name) },
+    });
+  }
+}
+
+function resolveTimeout(timeoutMs: number | undefined, config: ResolvedPoolOptions): number {
+  if (timeoutMs === undefined) return config.timeoutMs;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > config.maxTimeoutMs) {
+    throw new SnakepitError('INVALID_ARGUMENTS', `timeoutMs must be a number of milliseconds between 1 and ${config.maxTimeoutMs}`, {
+      details: { timeoutMs, maxTimeoutMs: config.maxTimeoutMs },
+    });
+  }
+  return timeoutMs;
+}
+
+function toSessionState(state: Record<string, string>, version: number): SessionState {
+  return { values: Object.fromEntries(Object.entries(state).map(([key, json]) => [key, Buffer.from(json)])), version };
+}
+
+function toToolInfo(spec: ToolSpec__Output): ToolInfo {
+  return {
+    name: spec.name,
+    description: spec.description,
+    streaming: spec.streaming,
+    idempotent: spec.idempotent,
+    parameters: spec.parameters.map((p) => ({
+      name: p.name,
+      type: p.type,
+      required: p.required,
+      nullable: p.nullable,
+      description: p.description,
+      ...(p.items ? { items: p.items } : {}),
+      ...(p.defaultJson && p.defaultJson.length > 0 ? { default: JSON.parse(p.defaultJson.toString('utf8')) as unknown } : {}),
+    })),
+  };
+}

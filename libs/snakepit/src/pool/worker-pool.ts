@@ -1,0 +1,463 @@
+import type { Logger } from '@nestjs/common';
+import type { Payload } from '../bridge/generated/snakepit/bridge/v1/Payload';
+import type { SessionDelta__Output } from '../bridge/generated/snakepit/bridge/v1/SessionDelta';
+import type { SessionState } from '../bridge/generated/snakepit/bridge/v1/SessionState';
+import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
+import type { WorkerMessage__Output } from '../bridge/generated/snakepit/bridge/v1/WorkerMessage';
+import { errorFromWorker } from '../bridge/error-info';
+import { decodePayload } from '../bridge/payload';
+import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
+import type { ResolvedPoolOptions } from '../options/resolve-options';
+import type { TelemetryService } from '../telemetry/telemetry.service';
+import { Worker, type WorkerInfo } from '../worker/worker';
+import type { ProcessExit } from '../worker/worker-process';
+import type { WorkerRuntime } from '../worker/worker-runtime';
+import { RequestQueue } from './request-queue';
+
+/** One call as the pool sees it: already encoded, already validated. */
+export interface PoolCall {
+  tool: string;
+  args: Payload;
+  stream: boolean;
+  /** Budget from now, queue wait included. */
+  timeoutMs: number;
+  sessionId?: string;
+  session?: SessionState;
+  metadata?: Record<string, string>;
+  /** Affinity hint: the worker that served this session last. */
+  preferWorkerId?: string;
+  signal?: AbortSignal;
+  onChunk?: (value: unknown, seq: number) => void;
+}
+
+export interface PoolCallOutcome {
+  value: unknown;
+  delta?: SessionDelta__Output;
+  workerId: string;
+  pid: number;
+}
+
+export interface PoolInfo {
+  name: string;
+  size: number;
+  ready: number;
+  /** Free call slots across ready workers. */
+  available: number;
+  /** Workers running at least one call. */
+  busy: number;
+  queueDepth: number;
+  starting: number;
+  workers: WorkerInfo[];
+}
+
+interface Settle {
+  resolve(outcome: PoolCallOutcome): void;
+  reject(error: SnakepitError): void;
+}
+
+interface Waiter {
+  call: PoolCall;
+  /** Runs synchronously when a slot frees, so no other caller can take it first. */
+  grant(worker: Worker): void;
+  fail(error: SnakepitError): void;
+}
+
+/** A worker that lived at least this long before dying resets the restart backoff. */
+const STABLE_UPTIME_MS = 10_000;
+
+/**
+ * One named pool: keeps `size` workers alive, hands calls to free slots,
+ * queues the rest in a bounded FIFO and enforces each call's single time budget.
+ */
+export class WorkerPool {
+  private readonly workers = new Map<string, Worker>();
+  private readonly queue: RequestQueue<Waiter>;
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private workerSeq = 0;
+  private starting = 0;
+  private consecutiveFailures = 0;
+  private closing = false;
+
+  constructor(
+    readonly config: ResolvedPoolOptions,
+    private readonly runtime: WorkerRuntime,
+    private readonly telemetry: TelemetryService,
+    private readonly logger: Logger,
+    private readonly stopGraceMs: number,
+  ) {
+    this.queue = new RequestQueue(config.maxQueueSize);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Starts every worker (bounded concurrency); resolves when they answered. Fails only if none could start. */
+  async start(): Promise<void> {
+    const started = Date.now();
+    const errors: SnakepitError[] = [];
+    let next = 0;
+    const lane = async () => {
+      while (next < this.config.size) {
+        next++;
+        try {
+          await this.spawnWorker();
+        } catch (error) {
+          errors.push(toSnakepitError(error));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.config.startConcurrency, this.config.size) }, lane));
+    if (this.workers.size === 0) {
+      throw errors[0] ?? new SnakepitError('WORKER_UNAVAILABLE', `Pool ${this.name} started no worker`);
+    }
+    for (const error of errors) {
+      this.logger.error({ msg: 'worker failed to start; replacing it', pool: this.name, error: error.message, details: error.details });
+      this.consecutiveFailures++;
+      this.scheduleReplacement();
+    }
+    this.telemetry.emit('pool.ready', { pool: this.name, workers: this.workers.size, durationMs: Date.now() - started });
+  }
+
+  /** Runs one call: on a free slot now, or after waiting in the queue. */
+  run(call: PoolCall): Promise<PoolCallOutcome> {
+    return new Promise((resolve, reject) => {
+      const settle: Settle = { resolve, reject };
+      if (this.closing) {
+        reject(new SnakepitError('SHUTTING_DOWN', `Pool ${this.name} is shutting down`, { details: { pool: this.name } }));
+        return;
+      }
+      const deadline = Date.now() + call.timeoutMs;
+      // FIFO fairness: while anyone waits, slots go to the queue first.
+      const worker = this.queue.size === 0 ? this.pickWorker(call.preferWorkerId) : undefined;
+      if (worker) this.dispatch(worker, call, deadline, settle);
+      else this.enqueue(call, deadline, settle);
+    });
+  }
+
+  tools(): ToolSpec__Output[] {
+    for (const worker of this.workers.values()) if (worker.state === 'ready') return worker.tools;
+    return [];
+  }
+
+  info(): PoolInfo {
+    const workers = [...this.workers.values()];
+    const ready = workers.filter((w) => w.state === 'ready');
+    return {
+      name: this.name,
+      size: this.config.size,
+      ready: ready.length,
+      available: ready.reduce((sum, w) => sum + Math.max(0, w.capacity - w.busy), 0),
+      busy: workers.filter((w) => w.busy > 0).length,
+      queueDepth: this.queue.size,
+      starting: this.starting,
+      workers: workers.map((w) => w.info()),
+    };
+  }
+
+  /** Stops intake; queued and running calls go on. Resolves when idle or at the deadline. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.closing = true;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.queue.size === 0 && [...this.workers.values()].every((w) => w.busy === 0)) return true;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return false;
+  }
+
+  /** Fails whatever still waits, then stops every worker (TERM, then KILL of the group). */
+  async stop(): Promise<void> {
+    this.closing = true;
+    for (const timer of this.restartTimers) clearTimeout(timer);
+    this.restartTimers.clear();
+    for (const waiter of this.queue.drain()) {
+      waiter.fail(new SnakepitError('SHUTTING_DOWN', `Pool ${this.name} stopped before the call could run`, { details: { pool: this.name } }));
+    }
+    await Promise.all(
+      [...this.workers.values()].map(async (worker) => {
+        this.telemetry.emit('worker.stop', { pool: this.name, workerId: worker.id, pid: worker.pid, reason: 'shutdown' });
+        await worker.stop(this.stopGraceMs);
+      }),
+    );
+    this.workers.clear();
+  }
+
+  private pickWorker(preferWorkerId?: string): Worker | undefined {
+    if (preferWorkerId) {
+      const preferred = this.workers.get(preferWorkerId);
+      if (preferred?.hasFreeSlot) return preferred;
+    }
+    let best: Worker | undefined;
+    for (const worker of this.workers.values()) {
+      if (worker.hasFreeSlot && (!best || worker.busy < best.busy)) best = worker;
+    }
+    return best;
+  }
+
+  private enqueue(call: PoolCall, deadline: number, settle: Settle): void {
+    if (this.queue.isFull) {
+      this.telemetry.emit('pool.queue_full', { pool: this.name, depth: this.queue.size });
+      settle.reject(
+        new SnakepitError('QUEUE_FULL', `Pool ${this.name}: every worker is busy and ${this.queue.size} calls already wait`, {
+          details: { pool: this.name, maxQueueSize: this.config.maxQueueSize },
+        }),
+      );
+      return;
+    }
+    const enqueuedAt = Date.now();
+    const budget = deadline - enqueuedAt;
+    const queueTimeoutFirst = this.config.queueTimeoutMs < budget;
+    let ticket = 0;
+    const leave = (outcome: 'dispatched' | 'timeout' | 'cancelled') => {
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', onAbort);
+      this.telemetry.emit('pool.queue_leave', { pool: this.name, depth: this.queue.size, waitMs: Date.now() - enqueuedAt, outcome });
+    };
+    const timer = setTimeout(
+      () => {
+        if (!this.queue.remove(ticket)) return;
+        leave('timeout');
+        const waitedMs = Date.now() - enqueuedAt;
+        settle.reject(
+          queueTimeoutFirst
+            ? new SnakepitError('QUEUE_TIMEOUT', `Pool ${this.name}: no worker became free within ${this.config.queueTimeoutMs} ms`, {
+                details: { pool: this.name, queueTimeoutMs: this.config.queueTimeoutMs, waitedMs },
+              })
+            : new SnakepitError('TIMEOUT', `Call to ${call.tool} timed out after ${waitedMs} ms while waiting for a worker`, {
+                details: { pool: this.name, tool: call.tool, timeoutMs: call.timeoutMs, phase: 'queue' },
+              }),
+        );
+      },
+      Math.max(0, Math.min(this.config.queueTimeoutMs, budget)),
+    );
+    const onAbort = () => {
+      if (!this.queue.remove(ticket)) return;
+      leave('cancelled');
+      settle.reject(cancelledError(call));
+    };
+    ticket = this.queue.push({
+      call,
+      grant: (worker) => {
+        leave('dispatched');
+        this.dispatch(worker, call, deadline, settle);
+      },
+      fail: (error) => {
+        leave('cancelled');
+        settle.reject(error);
+      },
+    })!;
+    this.telemetry.emit('pool.queue_enter', { pool: this.name, depth: this.queue.size });
+    if (call.signal?.aborted) onAbort();
+    else call.signal?.addEventListener('abort', onAbort, { once: true });
+  }
+
+  /** Hands freed slots to waiting callers, oldest first. */
+  private pump(): void {
+    while (this.queue.size > 0) {
+      const worker = this.pickWorker();
+      if (!worker) return;
+      this.queue.shift()!.grant(worker);
+    }
+  }
+
+  private dispatch(worker: Worker, call: PoolCall, deadline: number, settle: Settle): void {
+    let settled = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const context = { pool: this.name, tool: call.tool, workerId: worker.id, pid: worker.pid, sessionId: call.sessionId };
+    const finish = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(deadlineTimer);
+      call.signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    // The caller stops waiting now; the slot stays taken until the worker confirms.
+    const abandon = (error: SnakepitError) => {
+      if (!finish()) return;
+      settle.reject(error);
+      worker.cancel(requestId, error.code);
+      graceTimer = setTimeout(() => {
+        this.telemetry.emit('worker.cancel_unconfirmed', { pool: this.name, workerId: worker.id, pid: worker.pid, graceMs: this.config.cancelGraceMs });
+        this.logger.warn({ msg: 'worker did not confirm a cancelled call; replacing it', ...context, grace_ms: this.config.cancelGraceMs });
+        worker.kill();
+      }, this.config.cancelGraceMs);
+    };
+    const ended = () => {
+      clearTimeout(graceTimer);
+      this.pump();
+    };
+    const requestId = worker.dispatch(
+      {
+        tool: call.tool,
+        args: call.args,
+        timeoutMs: Math.max(1, deadline - Date.now()),
+        sessionId: call.sessionId ?? '',
+        session: call.session,
+        metadata: call.metadata ?? {},
+        stream: call.stream,
+      },
+      {
+        chunk: (message) => {
+          if (settled || !message.chunk) return;
+          try {
+            call.onChunk?.(decodePayload(message.chunk.value), message.chunk.seq ?? 0);
+          } catch (error) {
+            abandon(toSnakepitError(error).withDetails(context));
+          }
+        },
+        end: (message) => {
+          ended();
+          if (finish()) this.settleFromMessage(message, worker, call, settle, context);
+        },
+        broken: (error) => {
+          ended();
+          if (finish()) settle.reject(error.withDetails(context));
+        },
+      },
+    );
+    const deadlineTimer = setTimeout(
+      () =>
+        abandon(
+          new SnakepitError('TIMEOUT', `Call to ${call.tool} timed out after ${call.timeoutMs} ms`, {
+            details: { ...context, timeoutMs: call.timeoutMs, phase: 'execute' },
+          }),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+    const onAbort = () => abandon(cancelledError(call).withDetails(context));
+    if (call.signal?.aborted) onAbort();
+    else call.signal?.addEventListener('abort', onAbort, { once: true });
+  }
+
+  private settleFromMessage(
+    message: WorkerMessage__Output,
+    worker: Worker,
+    call: PoolCall,
+    settle: Settle,
+    context: Record<string, unknown>,
+  ): void {
+    switch (message.kind) {
+      case 'result': {
+        let value: unknown;
+        try {
+          value = decodePayload(message.result?.value);
+        } catch (error) {
+          settle.reject(
+            new SnakepitError('SERIALIZATION_ERROR', `The result of ${call.tool} is not valid JSON`, { details: context, cause: error }),
+          );
+          return;
+        }
+        settle.resolve({ value, delta: message.result?.session ?? undefined, workerId: worker.id, pid: worker.pid });
+        return;
+      }
+      case 'error': {
+        const error = errorFromWorker(message.error?.error).withDetails(context);
+        this.telemetry.emit('call.exception', {
+          pool: this.name,
+          tool: call.tool,
+          workerId: worker.id,
+          code: error.code,
+          pythonType: error.python?.type,
+        });
+        settle.reject(error);
+        return;
+      }
+      default:
+        settle.reject(
+          new SnakepitError('CANCELLED', `The worker cancelled ${call.tool}: ${message.cancelled?.reason || 'no reason given'}`, {
+            details: context,
+          }),
+        );
+    }
+  }
+
+  private async spawnWorker(): Promise<Worker> {
+    const workerId = `${this.name}-${++this.workerSeq}`;
+    this.starting++;
+    const spawnedAt = Date.now();
+    try {
+      const worker = await Worker.start({
+        workerId,
+        pool: this.name,
+        python: this.config.python,
+        adapter: this.config.adapter,
+        address: this.runtime.addressFor(workerId),
+        capacity: this.config.capacityPerWorker,
+        logLevel: this.config.logLevel,
+        env: this.runtime.envFor(this.config, workerId),
+        maxMessageBytes: this.config.maxPayloadBytes + 64 * 1024,
+        startTimeoutMs: this.config.startTimeoutMs,
+        token: this.runtime.token,
+        logger: this.logger,
+        onExit: (w, exit, expected) => this.onWorkerExit(w, exit, expected),
+      });
+      this.telemetry.emit('worker.start', { pool: this.name, workerId, pid: worker.pid });
+      if (this.closing) {
+        await worker.stop(this.stopGraceMs);
+        throw new SnakepitError('SHUTTING_DOWN', `Pool ${this.name} is shutting down`);
+      }
+      this.workers.set(workerId, worker);
+      this.telemetry.emit('worker.ready', { pool: this.name, workerId, pid: worker.pid, startMs: Date.now() - spawnedAt });
+      this.logger.debug?.({ msg: 'worker ready', pool: this.name, worker_id: workerId, pid: worker.pid, start_ms: Date.now() - spawnedAt });
+      this.pump();
+      return worker;
+    } catch (error) {
+      this.telemetry.emit('worker.start_failed', { pool: this.name, workerId, reason: (error as Error).message });
+      throw error;
+    } finally {
+      this.starting--;
+    }
+  }
+
+  private onWorkerExit(worker: Worker, exit: ProcessExit, expected: boolean): void {
+    if (!this.workers.delete(worker.id) || expected || this.closing) return;
+    const uptimeMs = Date.now() - worker.startedAt;
+    this.telemetry.emit('worker.crash', {
+      pool: this.name,
+      workerId: worker.id,
+      pid: worker.pid,
+      exitCode: exit.code,
+      signal: exit.signal,
+      uptimeMs,
+      requestsServed: worker.requestsServed,
+    });
+    this.logger.error({
+      msg: 'worker died; replacing it',
+      pool: this.name,
+      worker_id: worker.id,
+      pid: worker.pid,
+      exit_code: exit.code,
+      signal: exit.signal,
+      uptime_ms: uptimeMs,
+      requests_served: worker.requestsServed,
+    });
+    this.consecutiveFailures = uptimeMs >= STABLE_UPTIME_MS ? 0 : this.consecutiveFailures + 1;
+    this.scheduleReplacement();
+  }
+
+  /** Replaces a lost worker after an exponential backoff, so a crash loop cannot spin the CPU. */
+  private scheduleReplacement(): void {
+    if (this.closing) return;
+    const exponent = Math.max(0, this.consecutiveFailures - 1);
+    const delayMs = Math.min(this.config.restartBackoffMs * 2 ** exponent, this.config.maxRestartBackoffMs);
+    this.telemetry.emit('worker.restart_scheduled', { pool: this.name, delayMs, consecutiveFailures: this.consecutiveFailures });
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer);
+      this.spawnWorker().then(
+        () => undefined,
+        (error: unknown) => {
+          if (this.closing) return;
+          this.consecutiveFailures++;
+          this.logger.error({ msg: 'replacement worker failed to start', pool: this.name, error: (error as Error).message });
+          this.scheduleReplacement();
+        },
+      );
+    }, delayMs);
+    this.restartTimers.add(timer);
+  }
+}
+
+function cancelledError(call: PoolCall): SnakepitError {
+  return new SnakepitError('CANCELLED', `The caller cancelled ${call.tool}`, { details: { tool: call.tool } });
+}

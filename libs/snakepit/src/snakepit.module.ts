@@ -1,0 +1,40 @@
+import { Module } from '@nestjs/common';
+import { resolveOptions, type ResolvedOptions } from './options/resolve-options';
+import type { SnakepitModuleOptions } from './options/snakepit-options';
+import { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
+import { PoolService } from './pool/pool.service';
+import { InMemorySessionStore } from './session/in-memory-session.store';
+import { SessionService } from './session/session.service';
+import { SESSION_STORE } from './session/session-store';
+import { ConfigurableSnakepitModule, SNAKEPIT_MODULE_OPTIONS } from './snakepit.module-definition';
+import { TelemetryService } from './telemetry/telemetry.service';
+import { WorkerRuntime } from './worker/worker-runtime';
+
+/**
+ * `SnakepitModule.forRoot({ pools: [...] })` or `forRootAsync({ useFactory, inject })`.
+ * Options are validated once, at start, with every problem listed.
+ */
+@Module({
+  providers: [
+    {
+      provide: SNAKEPIT_RESOLVED_OPTIONS,
+      inject: [SNAKEPIT_MODULE_OPTIONS],
+      useFactory: (options: SnakepitModuleOptions) => resolveOptions(options),
+    },
+    {
+      provide: WorkerRuntime,
+      inject: [SNAKEPIT_RESOLVED_OPTIONS],
+      useFactory: (options: ResolvedOptions) => new WorkerRuntime(options),
+    },
+    {
+      provide: SESSION_STORE,
+      inject: [SNAKEPIT_RESOLVED_OPTIONS],
+      useFactory: (options: ResolvedOptions) => options.sessions.store ?? new InMemorySessionStore(),
+    },
+    TelemetryService,
+    SessionService,
+    PoolService,
+  ],
+  exports: [PoolService, SessionService, TelemetryService, SESSION_STORE, SNAKEPIT_RESOLVED_OPTIONS],
+})
+export class SnakepitModule extends ConfigurableSnakepitModule {}
