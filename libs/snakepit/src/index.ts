@@ -2,6 +2,7 @@ export { SnakepitModule } from './snakepit.module';
 export { SNAKEPIT_ASYNC_OPTIONS_TYPE, SNAKEPIT_MODULE_OPTIONS, SNAKEPIT_OPTIONS_TYPE } from './snakepit.module-definition';
 export type { PoolOptions, SessionOptions, SnakepitModuleOptions } from './options/snakepit-options';
 export { SnakepitConfigError, type ResolvedOptions, type ResolvedPoolOptions } from './options/resolve-options';
+export { PROTO_LOADER_OPTIONS, locateProtoRoot } from './bridge/proto';
 export { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
 export { PoolService } from './pool/pool.service';
 export type { ExecuteOptions, ExecuteResult, PoolTools, StreamChunk, ToolInfo, ToolParameterInfo } from './pool/pool.service';
@@ -14,5 +15,9 @@ export { TelemetryService } from './telemetry/telemetry.service';
 export type { TelemetryEvent, TelemetryEventMap, TelemetryEventName } from './telemetry/telemetry-events';
 export { ERROR_TABLE, type SnakepitErrorCode } from './errors/error-codes';
 export { SnakepitError, type PythonExceptionInfo, type PythonExceptionLink, type SnakepitErrorBody } from './errors/snakepit-error';
-export { SnakepitHttpExceptionFilter } from './errors/snakepit-http-exception.filter';
-export { SnakepitRpcExceptionFilter, toGrpcStatus } from './errors/snakepit-rpc-exception.filter';
+export {
+  SnakepitExceptionFilter,
+  toGrpcStatus,
+  type SnakepitExceptionFilterOptions,
+  type SnakepitGrpcStatus,
+} from './errors/snakepit-exception.filter';

@@ -1,0 +1,41 @@
+import { SnakepitError, type ExecuteOptions } from '@snakepit/nestjs';
+
+/** The JSON body of POST /api/execute and POST /api/stream. */
+export interface ExecuteBody {
+  tool: string;
+  args: Record<string, unknown>;
+  options: Pick<ExecuteOptions, 'pool' | 'sessionId' | 'timeoutMs'>;
+}
+
+function invalid(message: string, field: string): SnakepitError {
+  return new SnakepitError('INVALID_ARGUMENTS', message, { details: { field } });
+}
+
+function optionalString(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid(`${field} must be a string`, field);
+  return value;
+}
+
+/** Checks the body's shape; the library checks the values (tool name, timeout range, args). */
+export function parseExecuteBody(body: unknown): ExecuteBody {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalid('The body must be a JSON object: { "tool", "args"?, "pool"?, "sessionId"?, "timeoutMs"? }', 'body');
+  }
+  const fields = body as Record<string, unknown>;
+  if (typeof fields.tool !== 'string' || fields.tool.length === 0) throw invalid('tool must be a non-empty string', 'tool');
+  const args = fields.args ?? {};
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw invalid('args must be a JSON object', 'args');
+  const timeoutMs = fields.timeoutMs;
+  if (timeoutMs !== undefined && timeoutMs !== null && typeof timeoutMs !== 'number') throw invalid('timeoutMs must be a number', 'timeoutMs');
+  return {
+    tool: fields.tool,
+    args: args as Record<string, unknown>,
+    options: {
+      pool: optionalString(fields, 'pool'),
+      sessionId: optionalString(fields, 'sessionId'),
+      timeoutMs: typeof timeoutMs === 'number' ? timeoutMs : undefined,
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { SnakepitModule } from '@snakepit/nestjs';
+import { LoggerModule } from 'nestjs-pino';
+import { ExecuteController } from './api/execute.controller';
+import { PoolsController } from './api/pools.controller';
+import { SessionsController } from './api/sessions.controller';
+import type { SampleConfig } from './config';
+import { ERROR_BODY_OPTIONS } from './errors/app-exception.filter';
+import { SnakepitGrpcController } from './grpc/snakepit.grpc-controller';
+
+@Module({})
+export class AppModule {
+  static register(config: SampleConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        LoggerModule.forRoot({
+          pinoHttp: {
+            level: config.logLevel,
+            // Requests are logged by the library's call events, not per HTTP hit.
+            autoLogging: false,
+            quietReqLogger: true,
+          },
+        }),
+        SnakepitModule.forRoot({
+          python: config.python,
+          pools: config.pools,
+          exposeTracebacks: config.exposeTracebacks,
+        }),
+      ],
+      controllers: [ExecuteController, SessionsController, PoolsController, SnakepitGrpcController],
+      providers: [{ provide: ERROR_BODY_OPTIONS, useValue: { exposeTracebacks: config.exposeTracebacks } }],
+    };
+  }
+}
