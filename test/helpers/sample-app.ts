@@ -1,0 +1,175 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+export const REPO_ROOT = resolve(__dirname, '..', '..');
+const MAIN = join(REPO_ROOT, 'dist', 'apps', 'sample', 'main.js');
+
+/** A port the OS just handed out on loopback (released again for the app to take). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every `intervalMs` until it returns a value, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 3 is the state; a zombie has exited already.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Pids whose parent is `pid` (the host's Python workers). */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return children;
+}
+
+export interface JsonResponse<T = any> {
+  status: number;
+  body: T;
+  text: string;
+  headers: Headers;
+}
+
+export class SampleApp {
+  readonly logs: string[] = [];
+  private readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    readonly grpcPort: number,
+  ) {
+    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.grpcPort}`;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async request<T = any>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<JsonResponse<T>> {
+    const response = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      ...init,
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: response.status, body: parsed as T, text, headers: response.headers };
+  }
+
+  execute<T = any>(tool: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<JsonResponse<T>> {
+    return this.request<T>('POST', '/api/execute', { tool, args, ...extra });
+  }
+
+  async workers(pool = 'default'): Promise<Array<{ id: string; pid: number; state: string; busy: number; requestsServed: number }>> {
+    const { body } = await this.request('GET', '/api/pools');
+    return body.pools.find((p: { name: string }) => p.name === pool).workers;
+  }
+
+  /** Sends `signal` and waits for the app to exit; SIGKILL after `timeoutMs`. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** Starts the built sample app (dist/) with real Python workers and waits until it serves. */
+export async function startSampleApp(env: Record<string, string> = {}): Promise<SampleApp> {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run the README's test command (it builds first)`);
+  const [port, grpcPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PORT: String(port), GRPC_PORT: String(grpcPort), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const app = new SampleApp(child, port, grpcPort);
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = '';
+    stream.on('data', (data: Buffer) => {
+      const lines = (partial + data.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      app.logs.push(...lines);
+    });
+  }
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}`);
+      return (await app.request('GET', '/api/pools')).status === 200 || undefined;
+    }, 60_000);
+  } catch (error) {
+    await app.stop('SIGKILL');
+    throw new Error(`sample app did not start: ${(error as Error).message}\n${app.logs.slice(-30).join('\n')}`);
+  }
+  return app;
+}
+
+/** Parses a text/event-stream body into its events. */
+export function parseSse(text: string): Array<{ event: string; data: unknown; id?: string }> {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim().length > 0)
+    .map((block) => {
+      const fields: Record<string, string> = {};
+      for (const line of block.split('\n')) {
+        const colon = line.indexOf(':');
+        if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
+      }
+      return { event: fields.event ?? 'message', data: fields.data ? JSON.parse(fields.data) : undefined, id: fields.id };
+    });
+}
