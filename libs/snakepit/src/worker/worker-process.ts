@@ -162,7 +162,6 @@ export class WorkerProcess {
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
   async stop(graceMs: number): Promise<ProcessExit> {
     if (this.exitInfo) return this.exitInfo;
-    this.child.stdin?.end();
     this.signal('SIGTERM');
     const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
     const exit = await this.exited;

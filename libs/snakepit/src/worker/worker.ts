@@ -178,7 +178,8 @@ export class Worker {
       this.logger.warn({ msg: line, stream, ...context });
       return;
     }
-    const { level, msg, ...fields } = parsed;
+    // The host stamps its own time; the worker's would shadow it.
+    const { level, msg, time: _workerTime, ...fields } = parsed;
     const method = PYTHON_LEVELS[String(level).toLowerCase()] ?? 'log';
     this.logger[method]({ ...fields, msg: String(msg ?? ''), stream, ...context, python_level: level });
   }

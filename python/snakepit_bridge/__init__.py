@@ -1,0 +1,12 @@
+"""Snakepit bridge: serve Python tools to a NestJS host over gRPC.
+
+Write an :class:`Adapter` with ``@tool`` methods and start it with
+``python -m snakepit_bridge.worker --adapter package.module:Class``.
+"""
+
+from ._version import __version__
+from .adapter import Adapter, AdapterLoadError, tool
+from .context import CallContext, SessionView
+from .errors import ToolError
+
+__all__ = ["Adapter", "AdapterLoadError", "CallContext", "SessionView", "ToolError", "__version__", "tool"]

@@ -1,0 +1,158 @@
+"""What a tool knows about the call it is serving.
+
+A tool asks for it by declaring a parameter annotated ``CallContext`` (or
+named ``ctx``); the bridge injects it, and it never appears in the schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from .serialization import decode_json, encode_json
+from .wire import pb
+
+TOOL_LOGGER = "snakepit.tool"
+
+
+class SessionView(MutableMapping[str, Any]):
+    """The session as a dict, recording what the tool changes.
+
+    Reads come from the snapshot the host sent with the call (decoded on first
+    access); assignments and deletions are recorded and returned to the host as
+    one ``SessionDelta`` that it applies atomically when the call succeeds.
+    A value is captured (and checked against the JSON rule) when it is
+    *assigned*: mutating an object read from the session, or one already
+    assigned, records nothing, so assign again after changing it.
+    """
+
+    __slots__ = ("_session_id", "_snapshot", "_decoded", "_set", "_deleted")
+
+    def __init__(self, session_id: str, snapshot: Mapping[str, bytes]) -> None:
+        self._session_id = session_id
+        self._snapshot = snapshot
+        self._decoded: dict[str, Any] = {}
+        self._set: dict[str, bytes] = {}
+        self._deleted: dict[str, None] = {}  # a dict keeps deletions in order
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._decoded:
+            return self._decoded[key]
+        if key in self._deleted or key not in self._snapshot:
+            raise KeyError(key)
+        value = decode_json(self._snapshot[key], f"session value {key!r}")
+        self._decoded[key] = value
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._require_session()
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be str, not {type(key).__name__}")
+        self._set[key] = encode_json(value, f"session value {key!r}")
+        self._decoded[key] = value
+        self._deleted.pop(key, None)
+
+    def __delitem__(self, key: str) -> None:
+        self._require_session()
+        if key not in self:
+            raise KeyError(key)
+        self._set.pop(key, None)
+        self._decoded.pop(key, None)
+        self._deleted[key] = None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key not in self._deleted and (key in self._set or key in self._snapshot)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._set
+        for key in self._snapshot:
+            if key not in self._set and key not in self._deleted:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"SessionView({self._session_id!r}, keys={list(self)!r})"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._set or self._deleted)
+
+    def delta(self) -> pb.SessionDelta:
+        """The recorded changes as the wire message."""
+        return pb.SessionDelta(set=self._set, deleted=list(self._deleted))
+
+    def _require_session(self) -> None:
+        if not self._session_id:
+            raise RuntimeError(
+                "this call has no session, so session changes would be lost; call the tool within a session"
+            )
+
+
+class _CallLogger(logging.LoggerAdapter[logging.Logger]):
+    """Adds the call's fields to every record, keeping the caller's own ``extra``."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+class CallContext:
+    """Identity, session, metadata, budget and cancellation of one call.
+
+    ``cancelled`` is set when the host cancels the call (or goes away). Sync
+    tools cannot be interrupted, so long-running ones should poll it or wait
+    through :meth:`sleep`; async tools are cancelled with ``CancelledError``
+    instead and should use ``asyncio.sleep``.
+    """
+
+    __slots__ = (
+        "request_id", "tool", "worker_id", "session_id", "session",
+        "metadata", "timeout_ms", "deadline", "cancelled", "_logger",
+    )
+
+    def __init__(
+        self,
+        *,
+        request_id: int,
+        tool: str,
+        worker_id: str,
+        session_id: str = "",
+        session: Mapping[str, bytes] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        timeout_ms: int = 0,
+    ) -> None:
+        self.request_id = request_id
+        self.tool = tool
+        self.worker_id = worker_id
+        self.session_id = session_id
+        self.session = SessionView(session_id, session if session is not None else {})
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.timeout_ms = timeout_ms
+        # Monotonic, like time.monotonic(); None when the caller set no budget.
+        self.deadline: float | None = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
+        self.cancelled = threading.Event()
+        self._logger: _CallLogger | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry the tool name and request id."""
+        if self._logger is None:
+            fields = {"tool": self.tool, "request_id": self.request_id}
+            self._logger = _CallLogger(logging.getLogger(TOOL_LOGGER), fields)
+        return self._logger
+
+    def remaining(self) -> float | None:
+        """Seconds left of the caller's budget (may be negative), or None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``; return False early if the call is cancelled meanwhile."""
+        return not self.cancelled.wait(max(0.0, seconds))
+
+    def __repr__(self) -> str:
+        return f"CallContext(request_id={self.request_id}, tool={self.tool!r}, worker_id={self.worker_id!r})"

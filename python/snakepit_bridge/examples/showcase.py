@@ -1,0 +1,159 @@
+"""ShowcaseAdapter: one tool per behaviour the host has to handle.
+
+It doubles as the fixture of the Python and Node test suites (results,
+streams, sessions, errors, crashes, memory, CPU, frozen workers), so every
+tool is small and deterministic.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from snakepit_bridge import Adapter, CallContext, tool
+
+MIB = 1024 * 1024
+PAGE = 4096
+
+
+class ShowcaseAdapter(Adapter):
+    """Tools exercising every path of the bridge."""
+
+    thread_safe = True
+
+    def setup(self) -> None:
+        self._held: list[bytearray] = []
+        self._held_lock = threading.Lock()
+
+    def teardown(self) -> None:
+        self._held.clear()
+
+    @tool(idempotent=True)
+    def ping(self) -> str:
+        """Answer "pong": the cheapest round trip."""
+        return "pong"
+
+    @tool(idempotent=True)
+    def echo(self, value: Any) -> Any:
+        """Return the value unchanged (a JSON round trip)."""
+        return value
+
+    @tool(idempotent=True)
+    def add(self, a: float, b: float) -> float:
+        """Add two numbers; integers stay integers."""
+        return a + b
+
+    @tool
+    def sleep(self, ms: int, ctx: CallContext) -> int:
+        """Sleep ms milliseconds, returning early when cancelled; returns the ms slept."""
+        started = time.monotonic()
+        if ctx.sleep(ms / 1000):
+            return ms
+        return round((time.monotonic() - started) * 1000)
+
+    @tool
+    def fail(self, type: str = "ValueError", message: str = "boom", chained: bool = False) -> None:
+        """Raise the named builtin exception (RuntimeError for unknown names)."""
+        error = _builtin_exception(type, message)
+        if not chained:
+            raise error
+        try:
+            raise KeyError("inner cause")
+        except KeyError as cause:
+            raise error from cause
+
+    @tool
+    def crash(self, exit_code: int = 1) -> None:
+        """Kill the worker process at once, as a segfaulting extension would."""
+        os._exit(exit_code)
+
+    @tool
+    def allocate(self, mb: int) -> int:
+        """Hold mb more MiB (pages touched, so they are resident); returns the MiB held."""
+        block = bytearray(mb * MIB)
+        block[::PAGE] = b"\x01" * len(range(0, len(block), PAGE))
+        with self._held_lock:
+            self._held.append(block)
+            return sum(len(held) for held in self._held) // MIB
+
+    @tool(idempotent=True)
+    def whoami(self, ctx: CallContext) -> dict[str, Any]:
+        """The worker's pid and id, to see where a call ran."""
+        return {"pid": os.getpid(), "worker_id": ctx.worker_id}
+
+    @tool
+    def count(self, n: int, ctx: CallContext, delay_ms: int = 0) -> Iterator[dict[str, int]]:
+        """Stream {"i": 0} ... {"i": n-1}, waiting delay_ms before each chunk after the first."""
+        for i in range(n):
+            if i and delay_ms and not ctx.sleep(delay_ms / 1000):
+                return
+            yield {"i": i}
+
+    @tool
+    def session_put(self, key: str, value: Any, ctx: CallContext) -> Any:
+        """Store value under key in the session; returns it."""
+        ctx.session[key] = value
+        return value
+
+    @tool
+    def session_get(self, key: str, ctx: CallContext) -> Any:
+        """The session's value under key, or null."""
+        return ctx.session.get(key)
+
+    @tool
+    def session_incr(self, key: str, ctx: CallContext, by: int = 1) -> int:
+        """Add by to the integer under key (missing counts as 0); returns the new value."""
+        current = ctx.session.get(key, 0)
+        if isinstance(current, bool) or not isinstance(current, int):
+            raise TypeError(f"session value {key!r} is not an integer: {current!r}")
+        ctx.session[key] = current + by
+        return current + by
+
+    @tool
+    def cpu(self, ms: float = 2.0) -> int:
+        """Burn about ms of this thread's CPU time in pure Python; returns the iterations."""
+        deadline = time.thread_time() + ms / 1000
+        iterations = 0
+        accumulator = 0
+        while time.thread_time() < deadline:
+            for step in range(100):
+                accumulator = (accumulator * 31 + step) % 1_000_003
+            iterations += 100
+        return iterations
+
+    @tool
+    def reverse_bytes(self, data: bytes) -> bytes:
+        """Reverse a binary payload (the binary path both ways)."""
+        return data[::-1]
+
+    @tool
+    def noisy(self, text: str) -> str:
+        """print() text to stdout (which the host logs) and return it."""
+        print(text)
+        return text
+
+    @tool
+    def spin(self) -> None:
+        """Loop forever, ignoring cancellation: a frozen worker for the host to detect."""
+        counter = 0
+        while True:
+            counter += 1
+
+    @tool
+    def nan(self) -> float:
+        """Return NaN, which JSON cannot carry: answered with SERIALIZATION_ERROR."""
+        return float("nan")
+
+
+def _builtin_exception(name: str, message: str) -> BaseException:
+    cls = getattr(builtins, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        return RuntimeError(message)
+    try:
+        return cls(message)
+    except TypeError:  # e.g. UnicodeDecodeError takes five arguments
+        return RuntimeError(message)

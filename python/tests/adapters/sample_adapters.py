@@ -1,0 +1,63 @@
+"""Adapters for the tests: async tools, iterables and generator cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+from snakepit_bridge import Adapter, CallContext, tool
+
+
+class MixedAdapter(Adapter):
+    """Async and sync tools side by side, counting closed generators."""
+
+    def setup(self) -> None:
+        self.closed = {"async": 0, "sync": 0}
+
+    @tool
+    async def wait(self, ms: int) -> int:
+        """Sleep on the event loop."""
+        await asyncio.sleep(ms / 1000)
+        return ms
+
+    @tool
+    async def explode(self, message: str) -> None:
+        raise LookupError(message)
+
+    @tool
+    async def ticks(self, n: int, delay_ms: int = 0) -> AsyncIterator[int]:
+        try:
+            for i in range(n):
+                if delay_ms:
+                    await asyncio.sleep(delay_ms / 1000)
+                yield i
+        finally:
+            self.closed["async"] += 1
+
+    @tool
+    def sync_ticks(self, n: int, ctx: CallContext, delay_ms: int = 0) -> Iterator[int]:
+        try:
+            for i in range(n):
+                if delay_ms and not ctx.sleep(delay_ms / 1000):
+                    return
+                yield i
+        finally:
+            self.closed["sync"] += 1
+
+    @tool(streaming=True)
+    def letters(self, word: str) -> Iterator[str]:
+        """A plain method whose returned iterable is streamed."""
+        return iter(word)
+
+    @tool
+    def nap(self, ms: int, ctx: CallContext) -> int:
+        ctx.sleep(ms / 1000)
+        return ms
+
+    @tool
+    def closes(self) -> dict[str, int]:
+        return self.closed
+
+    @tool
+    def huge(self) -> int:
+        return 2**60

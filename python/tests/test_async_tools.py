@@ -1,0 +1,134 @@
+"""Async tools, iterables, generator cleanup and queued-call cancellation, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from helpers import BridgeClient, WorkerProcess, call_request, value_of
+
+ADAPTERS = str(Path(__file__).parent / "adapters")
+
+
+@pytest.fixture(scope="module")
+def mixed() -> Iterator[WorkerProcess]:
+    # capacity 1: a second sync call waits in the pool queue.
+    worker = WorkerProcess(adapter="sample_adapters:MixedAdapter", extra_path=ADAPTERS)
+    try:
+        line = worker.start()
+        assert line.startswith("READY "), f"{line!r}\n{worker.stderr()}"
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+async def client(mixed: WorkerProcess) -> AsyncIterator[BridgeClient]:
+    async with grpc.aio.insecure_channel(mixed.address) as channel, BridgeClient(channel) as bridge:
+        yield bridge
+
+
+async def closes(client: BridgeClient) -> dict[str, int]:
+    return value_of((await client.call(call_request("closes"))).result.value)
+
+
+async def test_async_tools_run_concurrently(client: BridgeClient) -> None:
+    started = time.monotonic()
+    ids = client.send(*[call_request("wait", {"ms": 200}) for _ in range(20)])
+    replies = await asyncio.gather(*(client.next_message(request_id) for request_id in ids))
+    assert all(value_of(reply.result.value) == 200 for reply in replies)
+    assert time.monotonic() - started < 1.5  # not 20 x 200 ms
+
+
+async def test_async_exception(client: BridgeClient) -> None:
+    reply = await client.call(call_request("explode", {"message": "gone"}))
+    assert reply.error.error.code == "PYTHON_EXCEPTION"
+    assert reply.error.error.python.type == "LookupError"
+
+
+async def test_async_cancel(client: BridgeClient) -> None:
+    (request_id,) = client.send(call_request("wait", {"ms": 5000}))
+    await asyncio.sleep(0.05)
+    client.cancel(request_id)
+    assert (await client.next_message(request_id, timeout=2)).WhichOneof("kind") == "cancelled"
+
+
+async def test_cancel_in_the_same_frame_as_the_call(client: BridgeClient) -> None:
+    # The async task is cancelled before its first step: still exactly one Cancelled.
+    (request_id,) = client.send(call_request("wait", {"ms": 5000}))
+    client.cancel(request_id)
+    messages = await client.collect(request_id, timeout=2)
+    assert [m.WhichOneof("kind") for m in messages] == ["cancelled"]
+
+
+async def test_async_stream_and_its_cancellation_closes_it(client: BridgeClient) -> None:
+    before = await closes(client)
+    (request_id,) = client.send(call_request("ticks", {"n": 3}, stream=True))
+    messages = await client.collect(request_id)
+    assert [value_of(m.chunk.value) for m in messages[:-1]] == [0, 1, 2]
+    (request_id,) = client.send(call_request("ticks", {"n": 1000, "delay_ms": 10}, stream=True))
+    await client.next_message(request_id)
+    client.cancel(request_id)
+    assert (await client.collect(request_id))[-1].WhichOneof("kind") == "cancelled"
+    assert (await closes(client))["async"] == before["async"] + 2
+
+
+async def test_sync_stream_cancellation_closes_the_generator(client: BridgeClient) -> None:
+    before = await closes(client)
+    (request_id,) = client.send(call_request("sync_ticks", {"n": 1000, "delay_ms": 10}, stream=True))
+    await client.next_message(request_id)
+    client.cancel(request_id)
+    assert (await client.collect(request_id))[-1].WhichOneof("kind") == "cancelled"
+    assert (await closes(client))["sync"] == before["sync"] + 1
+
+
+async def test_returned_iterable_is_streamed(client: BridgeClient) -> None:
+    (request_id,) = client.send(call_request("letters", {"word": "abc"}, stream=True))
+    messages = await client.collect(request_id)
+    assert [value_of(m.chunk.value) for m in messages[:-1]] == ["a", "b", "c"]
+
+
+async def test_queued_sync_call_is_cancelled_at_once(client: BridgeClient) -> None:
+    busy, queued = client.send(call_request("nap", {"ms": 400}), call_request("nap", {"ms": 400}))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    client.cancel(queued)
+    assert (await client.next_message(queued)).WhichOneof("kind") == "cancelled"
+    assert time.monotonic() - started < 0.3  # did not wait for the busy call
+    assert value_of((await client.next_message(busy)).result.value) == 400
+
+
+async def test_unsafe_integer_result(client: BridgeClient) -> None:
+    reply = await client.call(call_request("huge"))
+    assert reply.error.error.code == "SERIALIZATION_ERROR"
+    assert "return it as a str" in reply.error.error.message
+    assert json.loads(reply.error.error.details_json)["path"] == "$"
+
+
+async def test_host_closing_its_side_cancels_calls(client: BridgeClient) -> None:
+    (request_id,) = client.send(call_request("wait", {"ms": 5000}))
+    await asyncio.sleep(0.05)
+    client.close_requests()
+    assert (await client.next_message(request_id, timeout=2)).WhichOneof("kind") == "cancelled"
+    await asyncio.wait_for(client.ended.wait(), 2)
+    assert client.stream_error is None
+
+
+async def test_broken_stream_cancels_calls(mixed: WorkerProcess) -> None:
+    async with grpc.aio.insecure_channel(mixed.address) as channel:
+        async with BridgeClient(channel) as observer:
+            before = await closes(observer)
+            async with BridgeClient(channel) as doomed:
+                (request_id,) = doomed.send(call_request("sync_ticks", {"n": 1000, "delay_ms": 10}, stream=True))
+                await doomed.next_message(request_id)
+            # The doomed stream was cancelled mid-call: its generator must be closed.
+            for _ in range(100):
+                if (await closes(observer))["sync"] == before["sync"] + 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await closes(observer))["sync"] == before["sync"] + 1

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Generate the Python gRPC stubs for the Snakepit wire contract.
+
+The stubs are build output (gitignored), produced from the one authoritative
+``proto/snakepit/bridge/v1/bridge.proto`` so the Node and Python sides can never
+drift apart. protoc names modules after the proto package
+(``from snakepit.bridge.v1 import bridge_pb2``), which would require a top-level
+``snakepit`` package on sys.path; instead the files are flattened into
+``snakepit_bridge/_proto/`` and that import is rewritten to a relative one.
+
+Idempotent: files are only rewritten when their content changes, and stale
+files from an older layout are removed. Exits non-zero with a message on failure.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+PYTHON_DIR = Path(__file__).resolve().parent.parent
+PROTO_ROOT = PYTHON_DIR.parent / "proto"
+PROTO_FILE = "snakepit/bridge/v1/bridge.proto"
+OUT_DIR = PYTHON_DIR / "snakepit_bridge" / "_proto"
+
+# protoc's absolute import of the sibling message module, e.g.
+# "from snakepit.bridge.v1 import bridge_pb2 as snakepit_dot_..._pb2".
+ABSOLUTE_IMPORT = re.compile(r"^from snakepit\.bridge\.v1 import (\w+_pb2)\b", re.MULTILINE)
+# The module name protoc bakes into the message classes (their __module__, used
+# by repr and pickle); the flattened module passes its real name instead.
+BAKED_MODULE_NAME = re.compile(r"'snakepit\.bridge\.v1\.\w+_pb2'")
+# Any import of the proto package left after rewriting means protoc's output
+# format changed: fail loudly rather than ship stubs that cannot be imported.
+LEFTOVER_IMPORT = re.compile(r"^\s*(from|import)\s+snakepit\b", re.MULTILINE)
+
+INIT_TEXT = '''"""Generated gRPC stubs for snakepit.bridge.v1: do not edit.
+
+Regenerate with ``python python/tools/generate_stubs.py``.
+"""
+'''
+
+
+class GenerationError(Exception):
+    """A failure with a message meant for the person running the script."""
+
+
+def run_protoc(out: Path) -> None:
+    """Run the bundled protoc; grpc_tools is a dev dependency, so say how to get it."""
+    try:
+        from grpc_tools import protoc
+    except ImportError as exc:
+        raise GenerationError(
+            f"grpc_tools is not installed ({exc}); run `pip install -r python/requirements.txt` first"
+        ) from exc
+    if not (PROTO_ROOT / PROTO_FILE).is_file():
+        raise GenerationError(f"proto file not found: {PROTO_ROOT / PROTO_FILE}")
+    well_known = importlib.resources.files("grpc_tools") / "_proto"
+    argv = [
+        "grpc_tools.protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        PROTO_FILE,
+    ]
+    status = protoc.main(argv)
+    if status != 0:
+        raise GenerationError(f"protoc failed with status {status} (its message is above)")
+
+
+def flatten(generated: Path) -> dict[str, str]:
+    """Return {file name: content} for _proto/, with package-relative imports."""
+    source_dir = generated / Path(PROTO_FILE).parent
+    files: dict[str, str] = {"__init__.py": INIT_TEXT}
+    for path in sorted(source_dir.iterdir()):
+        text = path.read_text(encoding="utf-8")
+        text = ABSOLUTE_IMPORT.sub(r"from . import \1", text)
+        text = BAKED_MODULE_NAME.sub("__name__", text)
+        if LEFTOVER_IMPORT.search(text):
+            raise GenerationError(f"{path.name}: an import of the snakepit proto package was left unrewritten")
+        files[path.name] = text
+    expected = {"bridge_pb2.py", "bridge_pb2.pyi", "bridge_pb2_grpc.py"}
+    missing = expected - files.keys()
+    if missing:
+        raise GenerationError(f"protoc did not produce {sorted(missing)}")
+    return files
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Atomic replace, skipped when unchanged so mtimes (and caches) stay put."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def main() -> int:
+    try:
+        with tempfile.TemporaryDirectory(prefix="snakepit-stubs-") as tmp:
+            run_protoc(Path(tmp))
+            files = flatten(Path(tmp))
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        changed = [name for name, text in files.items() if write_if_changed(OUT_DIR / name, text)]
+        stale = [p for p in OUT_DIR.iterdir() if p.is_file() and p.name not in files]
+        for path in stale:
+            path.unlink()
+    except (GenerationError, OSError) as exc:
+        print(f"generate_stubs: {exc}", file=sys.stderr)
+        return 1
+    rel = OUT_DIR.relative_to(PYTHON_DIR.parent)
+    if changed or stale:
+        print(f"generate_stubs: wrote {', '.join(changed) or 'nothing'} in {rel}; removed {len(stale)} stale file(s)")
+    else:
+        print(f"generate_stubs: {rel} is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
