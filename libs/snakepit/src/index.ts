@@ -7,12 +7,19 @@ export { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
 export { PoolService } from './pool/pool.service';
 export type { ExecuteOptions, ExecuteResult, PoolTools, StreamChunk, ToolInfo, ToolParameterInfo } from './pool/pool.service';
 export type { PoolInfo } from './pool/worker-pool';
+export { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './pool/remote-pools';
 export type { WorkerInfo, WorkerState } from './worker/worker';
 export { SessionService, type CreateSessionOptions, type SessionInfo } from './session/session.service';
 export { SESSION_STORE, type SessionDelta, type SessionRecord, type SessionStore } from './session/session-store';
 export { InMemorySessionStore } from './session/in-memory-session.store';
 export { TelemetryService } from './telemetry/telemetry.service';
-export type { TelemetryEvent, TelemetryEventMap, TelemetryEventName } from './telemetry/telemetry-events';
+export type {
+  TelemetryEvent,
+  TelemetryEventMap,
+  TelemetryEventName,
+  WorkerCrashReason,
+  WorkerRecycleReason,
+} from './telemetry/telemetry-events';
 export { ERROR_TABLE, type SnakepitErrorCode } from './errors/error-codes';
 export { SnakepitError, type PythonExceptionInfo, type PythonExceptionLink, type SnakepitErrorBody } from './errors/snakepit-error';
 export {

@@ -2,6 +2,7 @@ import {
   Inject,
   Injectable,
   Logger,
+  Optional,
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
@@ -18,6 +19,7 @@ import { SessionService } from '../session/session.service';
 import type { SessionDelta } from '../session/session-store';
 import { TelemetryService } from '../telemetry/telemetry.service';
 import { WorkerRuntime } from '../worker/worker-runtime';
+import { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './remote-pools';
 import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
 
 export interface ExecuteOptions {
@@ -31,6 +33,13 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Extra string metadata for the tool (`ctx.metadata`), e.g. a request id. */
   metadata?: Record<string, string>;
+  /**
+   * The tool is safe to run twice: if its worker crashes mid-call, the call is
+   * retried once on another worker instead of failing with WORKER_CRASHED.
+   */
+  idempotent?: boolean;
+  /** @internal Run on this node only (set by cluster forwarding, so calls never bounce between nodes). */
+  localOnly?: boolean;
 }
 
 export interface ExecuteResult<T = unknown> {
@@ -67,6 +76,8 @@ export interface ToolInfo {
 export interface PoolTools {
   pool: string;
   tools: ToolInfo[];
+  /** In a cluster: the nodes that serve this pool. */
+  nodes?: string[];
 }
 
 /** Tool names are identifiers: no paths, spaces or control characters reach a worker. */
@@ -88,11 +99,13 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     private readonly runtime: WorkerRuntime,
     private readonly sessions: SessionService,
     private readonly telemetry: TelemetryService,
+    @Optional() @Inject(SNAKEPIT_REMOTE_POOLS) private readonly remote?: RemotePools,
   ) {
     for (const config of options.pools) {
       this.pools.set(config.name, new WorkerPool(config, runtime, telemetry, this.logger, options.stopGraceMs));
     }
-    this.defaultPool = this.pools.has('default') ? 'default' : options.pools[0].name;
+    // In a cluster `default` may live on another node.
+    this.defaultPool = this.pools.has('default') || remote ? 'default' : options.pools[0].name;
   }
 
   async onModuleInit(): Promise<void> {
@@ -123,6 +136,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
 
   /** Runs `tool` on a worker and resolves with its result and where it ran. */
   execute<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Promise<ExecuteResult<T>> {
+    const remotePool = this.remotePoolFor(options);
+    if (remotePool) return this.remote!.execute<T>(tool, args, { ...options, pool: remotePool });
     return this.run<T>(tool, args, options, false);
   }
 
@@ -133,6 +148,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
    * gives its result as the only chunk.
    */
   executeStream<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Observable<StreamChunk<T>> {
+    const remotePool = this.remotePoolFor(options);
+    if (remotePool) return this.remote!.executeStream<T>(tool, args, { ...options, pool: remotePool });
     return new Observable<StreamChunk<T>>((subscriber) => {
       const unsubscribed = new AbortController();
       const signal = options.signal ? AbortSignal.any([options.signal, unsubscribed.signal]) : unsubscribed.signal;
@@ -158,10 +175,14 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     });
   }
 
-  /** The tools every pool offers (as its workers described them). */
+  /** The tools every pool offers (as its workers described them); in a cluster, every node's pools. */
   listTools(pool?: string): PoolTools[] {
-    const pools = pool ? [this.pool(pool)] : [...this.pools.values()];
-    return pools.map((p) => ({ pool: p.name, tools: p.tools().map(toToolInfo) }));
+    const local = [...this.pools.values()].map((p) => ({ pool: p.name, tools: p.tools().map(toToolInfo) }));
+    const all = this.remote ? this.remote.listTools(local) : local;
+    if (!pool) return all;
+    const found = all.filter((entry) => entry.pool === pool);
+    if (found.length === 0) this.pool(pool); // throws POOL_NOT_FOUND
+    return found;
   }
 
   /** Sizes, free slots, queue depth and every worker's state, per pool. */
@@ -171,6 +192,13 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
 
   poolNames(): string[] {
     return [...this.pools.keys()];
+  }
+
+  /** The pool to forward to when this node lacks it and another node has it. */
+  private remotePoolFor(options: ExecuteOptions): string | undefined {
+    const name = options.pool ?? this.defaultPool;
+    if (options.localOnly || !this.remote || this.pools.has(name)) return undefined;
+    return this.remote.has(name) ? name : undefined;
   }
 
   private async run<T>(

@@ -417,6 +417,7 @@ export class WorkerPool {
       pool: this.name,
       workerId: worker.id,
       pid: worker.pid,
+      reason: 'exit',
       exitCode: exit.code,
       signal: exit.signal,
       uptimeMs,

@@ -11,17 +11,30 @@ export interface TelemetryEventMap {
   'worker.ready': { pool: string; workerId: string; pid: number; startMs: number };
   'worker.start_failed': { pool: string; workerId: string; reason: string };
   'worker.stop': { pool: string; workerId: string; pid: number; reason: string };
+  /** A worker died unexpectedly; `reason` says how it was found out. */
   'worker.crash': {
     pool: string;
     workerId: string;
     pid: number;
+    reason: WorkerCrashReason;
     exitCode: number | null;
     signal: string | null;
     uptimeMs: number;
     requestsServed: number;
   };
+  /** A worker was replaced on purpose, without failing any call. */
+  'worker.recycled': { pool: string; workerId: string; pid: number; reason: WorkerRecycleReason; uptimeMs: number; requestsServed: number };
+  'worker.heartbeat_missed': { pool: string; workerId: string; pid: number; missed: number; threshold: number };
+  /** Memory of the worker's whole process group, sampled by the lifecycle check. */
+  'worker.memory': { pool: string; workerId: string; pid: number; rssBytes: number };
   'worker.restart_scheduled': { pool: string; delayMs: number; consecutiveFailures: number };
   'worker.cancel_unconfirmed': { pool: string; workerId: string; pid: number; graceMs: number };
+  /** Too many crashes in the window: restarts pause and the pool reports unhealthy. */
+  'pool.crash_loop': { pool: string; crashes: number; windowMs: number; retryInMs: number };
+  'pool.crash_loop_cleared': { pool: string };
+  'circuit.opened': { pool: string };
+  'circuit.half_open': { pool: string };
+  'circuit.closed': { pool: string };
   'call.start': { pool: string; tool: string; sessionId?: string };
   'call.stop': {
     pool: string;
@@ -37,6 +50,9 @@ export interface TelemetryEventMap {
   'session.expired': { sessionId: string };
   'session.deleted': { sessionId: string };
 }
+
+export type WorkerCrashReason = 'exit' | 'frozen' | 'stream_broken' | 'cancel_unconfirmed';
+export type WorkerRecycleReason = 'ttl' | 'max_requests' | 'memory' | 'manual' | 'rolling_restart';
 
 export type TelemetryEventName = keyof TelemetryEventMap;
 
