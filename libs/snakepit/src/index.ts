@@ -28,3 +28,4 @@ export {
   type SnakepitExceptionFilterOptions,
   type SnakepitGrpcStatus,
 } from './errors/snakepit-exception.filter';
+export type { ClusterOptions } from './cluster/cluster-options';

@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { DEFAULT_INHERITED_ENV, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
+import type { ClusterOptions } from '../cluster/cluster-options';
 import type { PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
 
 export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env'>> & { env: Record<string, string> };
@@ -15,6 +16,7 @@ export interface ResolvedOptions {
   stopGraceMs: number;
   sessions: Required<Omit<SessionOptions, 'store'>> & Pick<SessionOptions, 'store'>;
   exposeTracebacks: boolean;
+  cluster?: ClusterOptions;
 }
 
 /** Thrown at start when the options cannot work; the message lists every problem. */
@@ -124,6 +126,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     stopGraceMs,
     sessions,
     exposeTracebacks: options.exposeTracebacks ?? false,
+    cluster: options.cluster,
   };
 }
 

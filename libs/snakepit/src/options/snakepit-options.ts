@@ -1,3 +1,4 @@
+import type { ClusterOptions } from '../cluster/cluster-options';
 import type { SessionStore } from '../session/session-store';
 
 /** One named pool of Python workers running the same adapter. */
@@ -69,6 +70,8 @@ export interface SnakepitModuleOptions {
   /** Time a worker gets between SIGTERM and SIGKILL (default 5 000 ms). */
   stopGraceMs?: number;
   sessions?: SessionOptions;
+  /** Turns cluster mode on: sessions in Redis, pools shared across nodes. Absent: everything stays in this process. */
+  cluster?: ClusterOptions;
   /** Whether error bodies include Python tracebacks (default: true unless NODE_ENV=production, decided by the app). */
   exposeTracebacks?: boolean;
 }
