@@ -26,6 +26,7 @@ export class AppModule {
           python: config.python,
           pools: config.pools,
           exposeTracebacks: config.exposeTracebacks,
+          ...config.lifecycle,
         }),
       ],
       controllers: [ExecuteController, SessionsController, PoolsController, SnakepitGrpcController],

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { PoolOptions } from '@snakepit/nestjs';
+import type { PoolOptions, SnakepitModuleOptions } from '@snakepit/nestjs';
 
 /** Everything the sample app reads from its environment, parsed once at start. */
 export interface SampleConfig {
@@ -12,6 +12,8 @@ export interface SampleConfig {
   logLevel: string;
   exposeTracebacks: boolean;
   bodyLimitBytes: number;
+  /** Host-level lifecycle settings (leftover cleanup, watchdog, drain). */
+  lifecycle: Pick<SnakepitModuleOptions, 'instanceName' | 'stateDir' | 'watchdog' | 'drainTimeoutMs'>;
 }
 
 /** The repository root: apps/sample/src (ts) and dist/apps/sample (built) are both three levels down. */
@@ -26,6 +28,29 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   return value;
 }
 
+/** An integer setting that, when unset, leaves the library's default in place. */
+function optionalInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  return env[name] === undefined || env[name] === '' ? undefined : integer(env, name, 0);
+}
+
+/** Worker lifecycle knobs, per pool (see the README's lifecycle table). */
+function lifecycleOptions(env: NodeJS.ProcessEnv): Partial<PoolOptions> {
+  return {
+    heartbeatIntervalMs: optionalInteger(env, 'SNAKEPIT_HEARTBEAT_INTERVAL_MS'),
+    heartbeatTimeoutMs: optionalInteger(env, 'SNAKEPIT_HEARTBEAT_TIMEOUT_MS'),
+    heartbeatMaxMissed: optionalInteger(env, 'SNAKEPIT_HEARTBEAT_MAX_MISSED'),
+    cancelGraceMs: optionalInteger(env, 'SNAKEPIT_CANCEL_GRACE_MS'),
+    workerTtlMs: optionalInteger(env, 'SNAKEPIT_WORKER_TTL_MS'),
+    maxRequestsPerWorker: optionalInteger(env, 'SNAKEPIT_MAX_REQUESTS_PER_WORKER'),
+    memoryThresholdMb: optionalInteger(env, 'SNAKEPIT_MEMORY_THRESHOLD_MB'),
+    memoryLimitMb: optionalInteger(env, 'SNAKEPIT_MEMORY_LIMIT_MB'),
+    crashLoopThreshold: optionalInteger(env, 'SNAKEPIT_CRASH_LOOP_THRESHOLD'),
+    crashLoopCooldownMs: optionalInteger(env, 'SNAKEPIT_CRASH_LOOP_COOLDOWN_MS'),
+    lifecycleCheckIntervalMs: optionalInteger(env, 'SNAKEPIT_LIFECYCLE_CHECK_MS'),
+    circuitBreaker: env.SNAKEPIT_CIRCUIT_BREAKER === 'false' ? false : undefined,
+  };
+}
+
 /**
  * `SNAKEPIT_POOLS=default:2,inference:1` chooses the pools (all running
  * SNAKEPIT_ADAPTER); without it there is one pool, `default`, of SNAKEPIT_POOL_SIZE.
@@ -36,6 +61,7 @@ function parsePools(env: NodeJS.ProcessEnv): PoolOptions[] {
     timeoutMs: integer(env, 'SNAKEPIT_TIMEOUT_MS', 30_000),
     maxQueueSize: integer(env, 'SNAKEPIT_MAX_QUEUE', 1000),
     queueTimeoutMs: integer(env, 'SNAKEPIT_QUEUE_TIMEOUT_MS', 10_000),
+    ...lifecycleOptions(env),
   };
   const spec = env.SNAKEPIT_POOLS || `default:${integer(env, 'SNAKEPIT_POOL_SIZE', 2)}`;
   return spec.split(',').map((entry) => {
@@ -58,5 +84,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
     logLevel: env.LOG_LEVEL || 'info',
     exposeTracebacks: env.EXPOSE_TRACEBACKS ? env.EXPOSE_TRACEBACKS === 'true' : !production,
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1024 * 1024),
+    lifecycle: {
+      instanceName: env.SNAKEPIT_INSTANCE || undefined,
+      stateDir: env.SNAKEPIT_STATE_DIR || undefined,
+      watchdog: env.SNAKEPIT_WATCHDOG === 'false' ? false : undefined,
+      drainTimeoutMs: optionalInteger(env, 'SNAKEPIT_DRAIN_TIMEOUT_MS'),
+    },
   };
 }

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { SnakepitError } from '../errors/snakepit-error';
 import type { CallRequest } from './generated/snakepit/bridge/v1/CallRequest';
 import type { DescribeResponse__Output } from './generated/snakepit/bridge/v1/DescribeResponse';
@@ -11,6 +12,17 @@ import { loadBridgePackage, workerChannelOptions } from './proto';
 
 /** Metadata key carrying the per-run secret every worker RPC must present. */
 export const TOKEN_METADATA_KEY = 'x-snakepit-token';
+
+interface HealthClient {
+  Check(
+    request: { service: string },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, response?: { status: string | number }) => void,
+  ): void;
+}
+
+const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'grpc.health.v1.Health');
 
 /** What the channel tells the owner of one call. */
 export interface CallListener {
@@ -30,6 +42,7 @@ export interface CallListener {
  */
 export class WorkerChannel {
   private readonly client: WorkerBridgeClient;
+  private readonly health: HealthClient;
   private readonly metadata: grpc.Metadata;
   private stream?: grpc.ClientDuplexStream<HostFrame, WorkerFrame__Output>;
   private readonly inFlight = new Map<number, CallListener>();
@@ -44,6 +57,20 @@ export class WorkerChannel {
     this.client = new WorkerBridge(address, grpc.credentials.createInsecure(), workerChannelOptions(maxMessageBytes));
     this.metadata = new grpc.Metadata();
     this.metadata.set(TOKEN_METADATA_KEY, token);
+    // The standard health service, over the same channel (and socket) as the data path.
+    this.health = new HealthClientConstructor(address, grpc.credentials.createInsecure(), {
+      channelOverride: this.client.getChannel(),
+    }) as unknown as HealthClient;
+  }
+
+  /** One grpc.health.v1 check; resolves with the serving status ('SERVING' when healthy). */
+  checkHealth(timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.health.Check({ service: '' }, this.metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error || !response) reject(error ?? new Error('empty health response'));
+        else resolve(String(response.status));
+      });
+    });
   }
 
   /** The first round trip: who the worker is and which tools it has. */
@@ -87,9 +114,9 @@ export class WorkerChannel {
     if (this.inFlight.has(id) && !this.brokenWith) this.enqueue({ id, cancel: { reason } });
   }
 
-  /** Ends the stream and the channel; calls still in flight fail with `reason`. */
-  close(reason = 'the channel was closed'): void {
-    this.breakWith(reason, 'WORKER_UNAVAILABLE');
+  /** Ends the stream and the channel; calls still in flight fail with `code` and `reason`. */
+  close(reason: string, code: 'WORKER_CRASHED' | 'WORKER_UNAVAILABLE' = 'WORKER_UNAVAILABLE'): void {
+    this.breakWith(reason, code);
     this.stream?.cancel();
     this.client.close();
   }

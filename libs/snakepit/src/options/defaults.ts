@@ -33,10 +33,28 @@ export const POOL_DEFAULTS = {
   restartBackoffMs: 100,
   maxRestartBackoffMs: 10_000,
   logLevel: 'info',
+  heartbeatIntervalMs: 2_000,
+  heartbeatTimeoutMs: 1_000,
+  heartbeatMaxMissed: 3,
+  crashLoopThreshold: 5,
+  crashLoopWindowMs: 60_000,
+  crashLoopCooldownMs: 30_000,
+  workerTtlMs: 0,
+  maxRequestsPerWorker: 0,
+  memoryThresholdMb: 0,
+  memoryLimitMb: 0,
+  lifecycleCheckIntervalMs: 5_000,
+} as const;
+
+export const CIRCUIT_BREAKER_DEFAULTS = {
+  failureThreshold: 5,
+  resetTimeoutMs: 30_000,
 } as const;
 
 export const MODULE_DEFAULTS = {
   python: 'python3',
+  instanceName: 'default',
+  watchdog: true,
   transport: 'unix',
   drainTimeoutMs: 10_000,
   stopGraceMs: 5_000,

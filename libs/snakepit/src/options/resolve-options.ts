@@ -1,10 +1,14 @@
 import { accessSync, constants, statSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { DEFAULT_INHERITED_ENV, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
+import { CIRCUIT_BREAKER_DEFAULTS, DEFAULT_INHERITED_ENV, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
 import type { ClusterOptions } from '../cluster/cluster-options';
-import type { PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
+import type { CircuitBreakerOptions, PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
 
-export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env'>> & { env: Record<string, string> };
+export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env' | 'circuitBreaker'>> & {
+  env: Record<string, string>;
+  circuitBreaker: Required<CircuitBreakerOptions> | false;
+};
 
 export interface ResolvedOptions {
   pools: ResolvedPoolOptions[];
@@ -12,6 +16,9 @@ export interface ResolvedOptions {
   inheritEnv: readonly string[];
   socketDir?: string;
   transport: 'unix' | 'tcp';
+  instanceName: string;
+  stateDir: string;
+  watchdog: boolean;
   drainTimeoutMs: number;
   stopGraceMs: number;
   sessions: Required<Omit<SessionOptions, 'store'>> & Pick<SessionOptions, 'store'>;
@@ -42,6 +49,10 @@ export function findExecutable(command: string, pathVariable = process.env.PATH 
     }
   }
   return undefined;
+}
+
+function nonNegativeInteger(problems: string[], where: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) problems.push(`${where} must be 0 (off) or a positive integer (got ${JSON.stringify(value)})`);
 }
 
 function positiveInteger(problems: string[], where: string, value: number, max = Number.MAX_SAFE_INTEGER): void {
@@ -78,6 +89,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
       ...stripUndefined(pool),
       python: pool?.python ?? defaultPython,
       env: { ...(pool?.env ?? {}) },
+      circuitBreaker: pool?.circuitBreaker === false ? false : { ...CIRCUIT_BREAKER_DEFAULTS, ...stripUndefined(pool?.circuitBreaker ?? {}) },
     } as ResolvedPoolOptions;
     positiveInteger(problems, `${where}.size`, resolved.size, 1024);
     positiveInteger(problems, `${where}.capacityPerWorker`, resolved.capacityPerWorker, 1024);
@@ -91,6 +103,21 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     positiveInteger(problems, `${where}.startConcurrency`, resolved.startConcurrency, 1024);
     positiveInteger(problems, `${where}.restartBackoffMs`, resolved.restartBackoffMs);
     positiveInteger(problems, `${where}.maxRestartBackoffMs`, resolved.maxRestartBackoffMs);
+    positiveInteger(problems, `${where}.heartbeatIntervalMs`, resolved.heartbeatIntervalMs);
+    positiveInteger(problems, `${where}.heartbeatTimeoutMs`, resolved.heartbeatTimeoutMs);
+    positiveInteger(problems, `${where}.heartbeatMaxMissed`, resolved.heartbeatMaxMissed);
+    positiveInteger(problems, `${where}.crashLoopThreshold`, resolved.crashLoopThreshold);
+    positiveInteger(problems, `${where}.crashLoopWindowMs`, resolved.crashLoopWindowMs);
+    positiveInteger(problems, `${where}.crashLoopCooldownMs`, resolved.crashLoopCooldownMs);
+    positiveInteger(problems, `${where}.lifecycleCheckIntervalMs`, resolved.lifecycleCheckIntervalMs);
+    for (const field of ['workerTtlMs', 'maxRequestsPerWorker', 'memoryThresholdMb', 'memoryLimitMb'] as const) {
+      nonNegativeInteger(problems, `${where}.${field}`, resolved[field]);
+    }
+    if (resolved.circuitBreaker) {
+      positiveInteger(problems, `${where}.circuitBreaker.failureThreshold`, resolved.circuitBreaker.failureThreshold);
+      positiveInteger(problems, `${where}.circuitBreaker.resetTimeoutMs`, resolved.circuitBreaker.resetTimeoutMs);
+    }
+
     if (!['debug', 'info', 'warning', 'error'].includes(resolved.logLevel)) {
       problems.push(`${where}.logLevel must be debug, info, warning or error`);
     }
@@ -110,6 +137,8 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
   positiveInteger(problems, 'sessions.defaultTtlSeconds', sessions.defaultTtlSeconds);
   positiveInteger(problems, 'sessions.maxTtlSeconds', sessions.maxTtlSeconds);
   positiveInteger(problems, 'sessions.sweepIntervalMs', sessions.sweepIntervalMs);
+  const instanceName = options.instanceName ?? MODULE_DEFAULTS.instanceName;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(instanceName)) problems.push('instanceName must be letters, digits, _ . - (at most 64)');
   const drainTimeoutMs = options.drainTimeoutMs ?? MODULE_DEFAULTS.drainTimeoutMs;
   const stopGraceMs = options.stopGraceMs ?? MODULE_DEFAULTS.stopGraceMs;
   positiveInteger(problems, 'drainTimeoutMs', drainTimeoutMs);
@@ -122,6 +151,9 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     inheritEnv: options.inheritEnv ?? DEFAULT_INHERITED_ENV,
     socketDir: options.socketDir,
     transport,
+    instanceName,
+    stateDir: options.stateDir ?? join(tmpdir(), `snakepit-${userInfo().uid}`),
+    watchdog: options.watchdog ?? MODULE_DEFAULTS.watchdog,
     drainTimeoutMs,
     stopGraceMs,
     sessions,

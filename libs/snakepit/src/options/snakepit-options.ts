@@ -37,6 +37,40 @@ export interface PoolOptions {
   maxRestartBackoffMs?: number;
   /** Python log level passed to workers (default `info`). */
   logLevel?: 'debug' | 'info' | 'warning' | 'error';
+  /** How often each worker's health is checked over grpc.health.v1 (default 2 000 ms). */
+  heartbeatIntervalMs?: number;
+  /** How long one health check may take before it counts as missed (default 1 000 ms). */
+  heartbeatTimeoutMs?: number;
+  /** Missed heartbeats in a row after which a worker is declared frozen, killed and replaced (default 3). */
+  heartbeatMaxMissed?: number;
+  /** Crashes within `crashLoopWindowMs` that mark the pool crash-looping (default 5). */
+  crashLoopThreshold?: number;
+  /** The window crashes are counted in (default 60 000 ms). */
+  crashLoopWindowMs?: number;
+  /** While crash-looping, restarts pause this long before one more try (default 30 000 ms). */
+  crashLoopCooldownMs?: number;
+  /** Per-pool circuit breaker; `false` turns it off. */
+  circuitBreaker?: CircuitBreakerOptions | false;
+  /** Recycle a worker after it lived this long; 0 = never (default 0). */
+  workerTtlMs?: number;
+  /** Recycle a worker after it served this many calls; 0 = never (default 0). */
+  maxRequestsPerWorker?: number;
+  /** Recycle a worker whose process group uses more resident memory than this; 0 = never (default 0). */
+  memoryThresholdMb?: number;
+  /**
+   * Hard address-space limit per worker, enforced by the OS (RLIMIT_AS) before
+   * the adapter loads; a call that breaches it fails with RESOURCE_EXHAUSTED. 0 = none (default 0).
+   */
+  memoryLimitMb?: number;
+  /** How often TTL and memory are checked (default 5 000 ms). */
+  lifecycleCheckIntervalMs?: number;
+}
+
+export interface CircuitBreakerOptions {
+  /** Consecutive infrastructure failures (crash, timeout, unavailable) that open the circuit (default 5). */
+  failureThreshold?: number;
+  /** Time the circuit stays open before one probe call is let through (default 30 000 ms). */
+  resetTimeoutMs?: number;
 }
 
 export interface SessionOptions {
@@ -65,6 +99,15 @@ export interface SnakepitModuleOptions {
   socketDir?: string;
   /** `unix` (default): Unix domain sockets; `tcp`: 127.0.0.1 with OS-assigned ports. */
   transport?: 'unix' | 'tcp';
+  /**
+   * Names this host for leftover cleanup: on start it kills what an earlier,
+   * crashed run of the same instance left behind (default `default`).
+   */
+  instanceName?: string;
+  /** Where the instance's process registry lives (default: `snakepit-<uid>` in the OS temp dir). */
+  stateDir?: string;
+  /** Start the watchdog process that kills the workers if this host dies (default true). */
+  watchdog?: boolean;
   /** Time shutdown waits for in-flight calls before stopping workers (default 10 000 ms). */
   drainTimeoutMs?: number;
   /** Time a worker gets between SIGTERM and SIGKILL (default 5 000 ms). */

@@ -109,6 +109,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
   }
 
   async onModuleInit(): Promise<void> {
+    this.runtime.start(this.logger);
     const results = await Promise.allSettled([...this.pools.values()].map((pool) => pool.start()));
     const failed = results.findIndex((result) => result.status === 'rejected');
     if (failed >= 0) {
@@ -194,6 +195,24 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     return [...this.pools.keys()];
   }
 
+  /**
+   * Replaces every worker of `pool` one by one, each only after its replacement
+   * serves, so no call fails (code upgrades). Resolves with the number replaced.
+   */
+  rollingRestart(pool: string): Promise<number> {
+    return this.pool(pool).rollingRestart();
+  }
+
+  /** Replaces one worker gracefully (its running calls finish first). */
+  recycleWorker(pool: string, workerId: string): Promise<boolean> {
+    return this.pool(pool).recycleWorker(workerId);
+  }
+
+  /** Replaces every worker of `pool` at once, gracefully. */
+  recycleAll(pool: string): Promise<number> {
+    return this.pool(pool).recycleAll();
+  }
+
   /** The pool to forward to when this node lacks it and another node has it. */
   private remotePoolFor(options: ExecuteOptions): string | undefined {
     const name = options.pool ?? this.defaultPool;
@@ -218,18 +237,31 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
       const timeoutMs = resolveTimeout(options.timeoutMs, pool.config);
       const payload = encodeArgs(args, pool.config.maxPayloadBytes);
       const session = options.sessionId ? await this.sessions.forCall(options.sessionId) : undefined;
-      const outcome = await pool.run({
+      const call = {
         tool,
         args: payload,
         stream,
-        timeoutMs: Math.max(1, timeoutMs - (performance.now() - started)),
+        timeoutMs: 0,
         sessionId: options.sessionId,
         session: session && toSessionState(session.state, session.version),
         metadata: options.metadata,
         preferWorkerId: session?.lastWorkerId,
         signal: options.signal,
         onChunk,
-      });
+      };
+      let outcome: PoolCallOutcome;
+      for (let attempt = 1; ; attempt++) {
+        const remainingMs = timeoutMs - (performance.now() - started);
+        try {
+          outcome = await pool.run({ ...call, timeoutMs: Math.max(1, remainingMs) });
+          break;
+        } catch (error) {
+          // Only a call its caller declared idempotent runs twice, and only after a crash.
+          const retry = options.idempotent && attempt === 1 && !stream && error instanceof SnakepitError && error.code === 'WORKER_CRASHED';
+          if (!retry || remainingMs <= 1) throw error;
+          this.logger.warn({ msg: 'retrying an idempotent call after its worker crashed', pool: poolName, tool, worker_id: error.details.workerId });
+        }
+      }
       if (options.sessionId) await this.commitSession(options.sessionId, outcome, session?.lastWorkerId);
       const durationMs = performance.now() - started;
       this.telemetry.emit('call.stop', {

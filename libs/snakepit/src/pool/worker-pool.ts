@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Payload } from '../bridge/generated/snakepit/bridge/v1/Payload';
 import type { SessionDelta__Output } from '../bridge/generated/snakepit/bridge/v1/SessionDelta';
 import type { SessionState } from '../bridge/generated/snakepit/bridge/v1/SessionState';
@@ -9,6 +10,8 @@ import { decodePayload } from '../bridge/payload';
 import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
 import type { ResolvedPoolOptions } from '../options/resolve-options';
 import type { TelemetryService } from '../telemetry/telemetry.service';
+import type { WorkerRecycleReason } from '../telemetry/telemetry-events';
+import { processGroupRss } from '../worker/process-stats';
 import { Worker, type WorkerInfo } from '../worker/worker';
 import type { ProcessExit } from '../worker/worker-process';
 import type { WorkerRuntime } from '../worker/worker-runtime';
@@ -47,6 +50,9 @@ export interface PoolInfo {
   busy: number;
   queueDepth: number;
   starting: number;
+  /** Too many crashes in the window: restarts are paused and the pool is unhealthy. */
+  crashLooping: boolean;
+  circuit: 'closed' | 'open' | 'half_open';
   workers: WorkerInfo[];
 }
 
@@ -66,6 +72,19 @@ interface Waiter {
 const STABLE_UPTIME_MS = 10_000;
 
 /**
+ * Failures that say the pool itself is unwell and feed the circuit breaker.
+ * A tool's own exception or bad arguments do not: they are the caller's business.
+ */
+const INFRASTRUCTURE_FAILURES = new Set(['WORKER_CRASHED', 'WORKER_UNAVAILABLE', 'TIMEOUT', 'QUEUE_TIMEOUT', 'RESOURCE_EXHAUSTED']);
+
+const CIRCUIT_STATES: Record<CircuitState, PoolInfo['circuit']> = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.HalfOpen]: 'half_open',
+  [CircuitState.Open]: 'open',
+  [CircuitState.Isolated]: 'open',
+};
+
+/**
  * One named pool: keeps `size` workers alive, hands calls to free slots,
  * queues the rest in a bounded FIFO and enforces each call's single time budget.
  */
@@ -77,6 +96,16 @@ export class WorkerPool {
   private starting = 0;
   private consecutiveFailures = 0;
   private closing = false;
+  /** Times of recent crashes and failed starts, for crash-loop detection. */
+  private failureTimes: number[] = [];
+  private crashLooping = false;
+  private lifecycleTimer?: NodeJS.Timeout;
+  /**
+   * cockatiel's breaker (consecutive failures, half-open probe after a delay):
+   * a small, typed, dependency-free library, preferred over writing our own
+   * state machine; opossum would also fit but wraps functions rather than calls.
+   */
+  private readonly breaker?: CircuitBreakerPolicy;
 
   constructor(
     readonly config: ResolvedPoolOptions,
@@ -86,6 +115,21 @@ export class WorkerPool {
     private readonly stopGraceMs: number,
   ) {
     this.queue = new RequestQueue(config.maxQueueSize);
+    if (config.circuitBreaker) {
+      this.breaker = circuitBreaker(
+        handleWhen((error) => error instanceof SnakepitError && INFRASTRUCTURE_FAILURES.has(error.code)),
+        { halfOpenAfter: config.circuitBreaker.resetTimeoutMs, breaker: new ConsecutiveBreaker(config.circuitBreaker.failureThreshold) },
+      );
+      this.breaker.onBreak(() => {
+        this.logger.warn({ msg: 'circuit opened: calls fail fast until a probe succeeds', pool: this.name });
+        this.telemetry.emit('circuit.opened', { pool: this.name });
+      });
+      this.breaker.onHalfOpen(() => this.telemetry.emit('circuit.half_open', { pool: this.name }));
+      this.breaker.onReset(() => {
+        this.logger.log({ msg: 'circuit closed', pool: this.name });
+        this.telemetry.emit('circuit.closed', { pool: this.name });
+      });
+    }
   }
 
   get name(): string {
@@ -113,14 +157,26 @@ export class WorkerPool {
     }
     for (const error of errors) {
       this.logger.error({ msg: 'worker failed to start; replacing it', pool: this.name, error: error.message, details: error.details });
-      this.consecutiveFailures++;
+      this.recordFailure();
       this.scheduleReplacement();
     }
+    this.lifecycleTimer = setInterval(() => this.checkLifecycle(), this.config.lifecycleCheckIntervalMs);
+    this.lifecycleTimer.unref();
     this.telemetry.emit('pool.ready', { pool: this.name, workers: this.workers.size, durationMs: Date.now() - started });
   }
 
-  /** Runs one call: on a free slot now, or after waiting in the queue. */
+  /** Runs one call through the circuit breaker: on a free slot now, or after waiting in the queue. */
   run(call: PoolCall): Promise<PoolCallOutcome> {
+    if (!this.breaker) return this.admit(call);
+    return this.breaker.execute(() => this.admit(call)).catch((error: unknown) => {
+      if (!isBrokenCircuitError(error)) throw error;
+      throw new SnakepitError('CIRCUIT_OPEN', `Pool ${this.name}: the circuit is open after repeated failures; calls fail fast until a probe succeeds`, {
+        details: { pool: this.name, resetTimeoutMs: this.config.circuitBreaker && this.config.circuitBreaker.resetTimeoutMs },
+      });
+    });
+  }
+
+  private admit(call: PoolCall): Promise<PoolCallOutcome> {
     return new Promise((resolve, reject) => {
       const settle: Settle = { resolve, reject };
       if (this.closing) {
@@ -151,6 +207,8 @@ export class WorkerPool {
       busy: workers.filter((w) => w.busy > 0).length,
       queueDepth: this.queue.size,
       starting: this.starting,
+      crashLooping: this.crashLooping,
+      circuit: this.breaker ? CIRCUIT_STATES[this.breaker.state] : 'closed',
       workers: workers.map((w) => w.info()),
     };
   }
@@ -169,6 +227,7 @@ export class WorkerPool {
   /** Fails whatever still waits, then stops every worker (TERM, then KILL of the group). */
   async stop(): Promise<void> {
     this.closing = true;
+    clearInterval(this.lifecycleTimer);
     for (const timer of this.restartTimers) clearTimeout(timer);
     this.restartTimers.clear();
     for (const waiter of this.queue.drain()) {
@@ -181,6 +240,88 @@ export class WorkerPool {
       }),
     );
     this.workers.clear();
+  }
+
+  /**
+   * Replaces a worker without failing a call: the replacement starts first, then
+   * the old worker takes no new calls, finishes its running ones and stops.
+   * Resolves when the old worker is gone (or the recycle was not possible).
+   */
+  async recycle(worker: Worker, reason: WorkerRecycleReason): Promise<boolean> {
+    if (worker.state !== 'ready' || worker.recyclePending || this.closing) return false;
+    worker.recyclePending = true;
+    try {
+      await this.spawnWorker();
+    } catch (error) {
+      worker.recyclePending = false;
+      this.logger.error({ msg: 'recycle postponed: the replacement did not start', pool: this.name, worker_id: worker.id, reason, error: (error as Error).message });
+      return false;
+    }
+    worker.drain();
+    this.telemetry.emit('worker.recycled', {
+      pool: this.name,
+      workerId: worker.id,
+      pid: worker.pid,
+      reason,
+      uptimeMs: Date.now() - worker.startedAt,
+      requestsServed: worker.requestsServed,
+    });
+    // Every call it runs ends within its budget or is cancelled; the grace covers confirmation.
+    const drainMs = this.config.maxTimeoutMs + this.config.cancelGraceMs;
+    await Promise.race([worker.whenIdle(), new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
+    this.telemetry.emit('worker.stop', { pool: this.name, workerId: worker.id, pid: worker.pid, reason: `recycled: ${reason}` });
+    await worker.stop(this.stopGraceMs);
+    return true;
+  }
+
+  /** Recycles one worker by id (on demand). */
+  recycleWorker(workerId: string): Promise<boolean> {
+    const worker = this.workers.get(workerId);
+    if (!worker) {
+      return Promise.reject(
+        new SnakepitError('WORKER_UNAVAILABLE', `Pool ${this.name} has no worker ${JSON.stringify(workerId)}`, {
+          details: { pool: this.name, workerId, workers: [...this.workers.keys()] },
+        }),
+      );
+    }
+    return this.recycle(worker, 'manual');
+  }
+
+  /** Recycles every worker at once (a recycle storm is safe: each old worker drains first). */
+  async recycleAll(): Promise<number> {
+    const results = await Promise.all(this.readyWorkers().map((worker) => this.recycle(worker, 'manual')));
+    return results.filter(Boolean).length;
+  }
+
+  /** Replaces every worker one by one, each only after its replacement serves (code upgrades). */
+  async rollingRestart(): Promise<number> {
+    let replaced = 0;
+    for (const worker of this.readyWorkers()) {
+      if (await this.recycle(worker, 'rolling_restart')) replaced++;
+    }
+    return replaced;
+  }
+
+  private readyWorkers(): Worker[] {
+    return [...this.workers.values()].filter((worker) => worker.state === 'ready');
+  }
+
+  /** TTL and memory: sampled on an interval, acted on by recycling. */
+  private checkLifecycle(): void {
+    if (this.closing) return;
+    const workers = this.readyWorkers();
+    const { workerTtlMs, memoryThresholdMb } = this.config;
+    const rss = processGroupRss(workers.map((worker) => worker.pid));
+    for (const worker of workers) {
+      const rssBytes = rss.get(worker.pid);
+      if (rssBytes !== undefined) this.telemetry.emit('worker.memory', { pool: this.name, workerId: worker.id, pid: worker.pid, rssBytes });
+      if (workerTtlMs > 0 && Date.now() - worker.startedAt >= workerTtlMs) {
+        void this.recycle(worker, 'ttl');
+      } else if (memoryThresholdMb > 0 && rssBytes !== undefined && rssBytes > memoryThresholdMb * 1024 * 1024) {
+        this.logger.warn({ msg: 'worker above its memory threshold; recycling it', pool: this.name, worker_id: worker.id, pid: worker.pid, rss_bytes: rssBytes });
+        void this.recycle(worker, 'memory');
+      }
+    }
   }
 
   private pickWorker(preferWorkerId?: string): Worker | undefined {
@@ -280,11 +421,13 @@ export class WorkerPool {
       graceTimer = setTimeout(() => {
         this.telemetry.emit('worker.cancel_unconfirmed', { pool: this.name, workerId: worker.id, pid: worker.pid, graceMs: this.config.cancelGraceMs });
         this.logger.warn({ msg: 'worker did not confirm a cancelled call; replacing it', ...context, grace_ms: this.config.cancelGraceMs });
-        worker.kill();
+        worker.kill('cancel_unconfirmed');
       }, this.config.cancelGraceMs);
     };
     const ended = () => {
       clearTimeout(graceTimer);
+      const { maxRequestsPerWorker } = this.config;
+      if (maxRequestsPerWorker > 0 && worker.requestsServed >= maxRequestsPerWorker) void this.recycle(worker, 'max_requests');
       this.pump();
     };
     const requestId = worker.dispatch(
@@ -388,8 +531,20 @@ export class WorkerPool {
         env: this.runtime.envFor(this.config, workerId),
         maxMessageBytes: this.config.maxPayloadBytes + 64 * 1024,
         startTimeoutMs: this.config.startTimeoutMs,
+        shutdownGraceMs: this.stopGraceMs,
+        memoryLimitMb: this.config.memoryLimitMb,
         token: this.runtime.token,
         logger: this.logger,
+        registry: this.runtime,
+        heartbeat: {
+          intervalMs: this.config.heartbeatIntervalMs,
+          timeoutMs: this.config.heartbeatTimeoutMs,
+          maxMissed: this.config.heartbeatMaxMissed,
+          onMissed: (w, missed) => {
+            this.telemetry.emit('worker.heartbeat_missed', { pool: this.name, workerId: w.id, pid: w.pid, missed, threshold: this.config.heartbeatMaxMissed });
+            this.logger.warn({ msg: 'worker missed a heartbeat', pool: this.name, worker_id: w.id, pid: w.pid, missed, threshold: this.config.heartbeatMaxMissed });
+          },
+        },
         onExit: (w, exit, expected) => this.onWorkerExit(w, exit, expected),
       });
       this.telemetry.emit('worker.start', { pool: this.name, workerId, pid: worker.pid });
@@ -398,6 +553,12 @@ export class WorkerPool {
         throw new SnakepitError('SHUTTING_DOWN', `Pool ${this.name} is shutting down`);
       }
       this.workers.set(workerId, worker);
+      if (this.crashLooping) {
+        this.crashLooping = false;
+        this.failureTimes = [];
+        this.logger.log({ msg: 'pool recovered from its crash loop', pool: this.name, worker_id: workerId });
+        this.telemetry.emit('pool.crash_loop_cleared', { pool: this.name });
+      }
       this.telemetry.emit('worker.ready', { pool: this.name, workerId, pid: worker.pid, startMs: Date.now() - spawnedAt });
       this.logger.debug?.({ msg: 'worker ready', pool: this.name, worker_id: workerId, pid: worker.pid, start_ms: Date.now() - spawnedAt });
       this.pump();
@@ -413,11 +574,12 @@ export class WorkerPool {
   private onWorkerExit(worker: Worker, exit: ProcessExit, expected: boolean): void {
     if (!this.workers.delete(worker.id) || expected || this.closing) return;
     const uptimeMs = Date.now() - worker.startedAt;
+    const reason = worker.crashReason ?? 'exit';
     this.telemetry.emit('worker.crash', {
       pool: this.name,
       workerId: worker.id,
       pid: worker.pid,
-      reason: 'exit',
+      reason,
       exitCode: exit.code,
       signal: exit.signal,
       uptimeMs,
@@ -428,20 +590,53 @@ export class WorkerPool {
       pool: this.name,
       worker_id: worker.id,
       pid: worker.pid,
+      reason,
       exit_code: exit.code,
       signal: exit.signal,
       uptime_ms: uptimeMs,
       requests_served: worker.requestsServed,
     });
-    this.consecutiveFailures = uptimeMs >= STABLE_UPTIME_MS ? 0 : this.consecutiveFailures + 1;
+    // A worker that died while being recycled already has its replacement.
+    if (worker.recyclePending) return;
+    if (uptimeMs >= STABLE_UPTIME_MS) this.consecutiveFailures = 0;
+    this.recordFailure();
     this.scheduleReplacement();
   }
 
-  /** Replaces a lost worker after an exponential backoff, so a crash loop cannot spin the CPU. */
+  /** Counts a crash or failed start; enough of them within the window make the pool crash-looping. */
+  private recordFailure(): void {
+    const now = Date.now();
+    this.consecutiveFailures++;
+    this.failureTimes = this.failureTimes.filter((time) => now - time < this.config.crashLoopWindowMs);
+    this.failureTimes.push(now);
+    if (!this.crashLooping && this.failureTimes.length >= this.config.crashLoopThreshold) {
+      this.crashLooping = true;
+      this.logger.error({
+        msg: 'pool is crash-looping: restarts pause, one retry per cooldown',
+        pool: this.name,
+        crashes: this.failureTimes.length,
+        window_ms: this.config.crashLoopWindowMs,
+        retry_in_ms: this.config.crashLoopCooldownMs,
+      });
+      this.telemetry.emit('pool.crash_loop', {
+        pool: this.name,
+        crashes: this.failureTimes.length,
+        windowMs: this.config.crashLoopWindowMs,
+        retryInMs: this.config.crashLoopCooldownMs,
+      });
+    }
+  }
+
+  /**
+   * Replaces a lost worker after an exponential backoff; while the pool is
+   * crash-looping, only one try per cooldown, so a broken adapter cannot spin the CPU.
+   */
   private scheduleReplacement(): void {
     if (this.closing) return;
     const exponent = Math.max(0, this.consecutiveFailures - 1);
-    const delayMs = Math.min(this.config.restartBackoffMs * 2 ** exponent, this.config.maxRestartBackoffMs);
+    const delayMs = this.crashLooping
+      ? this.config.crashLoopCooldownMs
+      : Math.min(this.config.restartBackoffMs * 2 ** exponent, this.config.maxRestartBackoffMs);
     this.telemetry.emit('worker.restart_scheduled', { pool: this.name, delayMs, consecutiveFailures: this.consecutiveFailures });
     const timer = setTimeout(() => {
       this.restartTimers.delete(timer);
@@ -449,7 +644,7 @@ export class WorkerPool {
         () => undefined,
         (error: unknown) => {
           if (this.closing) return;
-          this.consecutiveFailures++;
+          this.recordFailure();
           this.logger.error({ msg: 'replacement worker failed to start', pool: this.name, error: (error as Error).message });
           this.scheduleReplacement();
         },

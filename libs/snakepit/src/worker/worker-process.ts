@@ -14,6 +14,10 @@ export interface WorkerProcessSpec {
   env: Record<string, string>;
   maxMessageBytes: number;
   startTimeoutMs: number;
+  /** How long the worker may take to finish calls after SIGTERM before it exits anyway. */
+  shutdownGraceMs: number;
+  /** RLIMIT_AS in MiB set before the adapter loads; 0 = none. */
+  memoryLimitMb: number;
 }
 
 export interface ProcessExit {
@@ -71,6 +75,9 @@ export class WorkerProcess {
       spec.logLevel,
       '--max-message-bytes',
       String(spec.maxMessageBytes),
+      '--shutdown-grace-ms',
+      String(spec.shutdownGraceMs),
+      ...(spec.memoryLimitMb > 0 ? ['--memory-limit-mb', String(spec.memoryLimitMb)] : []),
     ];
     const child = spawn(spec.python, args, {
       detached: true,

@@ -1,26 +1,70 @@
+import type { Logger } from '@nestjs/common';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ResolvedOptions, ResolvedPoolOptions } from '../options/resolve-options';
+import { ProcessRegistry } from './process-registry';
+
+const WATCHDOG_SCRIPT = join(__dirname, 'watchdog.js');
 
 /** Unix socket paths must fit in sockaddr_un (108 bytes on Linux, 104 on macOS). */
 const MAX_SOCKET_PATH = 100;
 
 /**
  * What all workers of one host run share: a run id, the secret every worker
- * RPC must carry, and a private (0700) directory for their sockets.
+ * RPC must carry, a private (0700) directory for their sockets, the registry
+ * of their pids, and the watchdog that kills them if this host dies.
  */
 export class WorkerRuntime {
   readonly runId = randomBytes(6).toString('hex');
   readonly token = randomBytes(32).toString('hex');
   readonly socketDir?: string;
+  private readonly registry: ProcessRegistry;
+  private watchdog?: ChildProcess;
 
   constructor(private readonly options: ResolvedOptions) {
     if (options.transport === 'unix') {
       // mkdtemp creates the directory with mode 0700: only this user can reach the sockets.
       this.socketDir = mkdtempSync(join(options.socketDir ?? tmpdir(), 'snakepit-'));
     }
+    this.registry = new ProcessRegistry(join(options.stateDir, `${options.instanceName}.json`), this.runId);
+  }
+
+  /**
+   * Before the first worker starts: kill what a crashed earlier run of this
+   * instance left behind (only pids it recorded, checked by start time) and
+   * start the watchdog.
+   */
+  start(logger: Logger): void {
+    const { killed } = this.registry.claim();
+    if (killed.length > 0) {
+      logger.warn({ msg: 'killed workers left behind by an earlier run', instance: this.options.instanceName, pids: killed.map((p) => p.pid) });
+    }
+    if (!this.options.watchdog) return;
+    if (!existsSync(WATCHDOG_SCRIPT)) {
+      throw new Error(`Snakepit watchdog script missing at ${WATCHDOG_SCRIPT}; build the library or set watchdog: false`);
+    }
+    // Detached and in its own session, so signals aimed at the host's group do not reach it.
+    this.watchdog = spawn(process.execPath, [WATCHDOG_SCRIPT, this.registry.path, this.runId], {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    this.watchdog.stdin?.on('error', () => undefined);
+    // Neither the process nor its pipe may keep the host's event loop alive.
+    this.watchdog.unref();
+    (this.watchdog.stdin as Socket | null)?.unref();
+  }
+
+  /** Records a worker's pid so that a later run, or the watchdog, can find it. */
+  track(pid: number, workerId: string): void {
+    this.registry.add(pid, workerId);
+  }
+
+  untrack(pid: number): void {
+    this.registry.remove(pid);
   }
 
   /** The address a new worker should bind. */
@@ -55,8 +99,12 @@ export class WorkerRuntime {
     };
   }
 
-  /** Removes the socket directory; workers must be stopped first. */
+  /** After every worker stopped: removes the socket directory and the registry, and lets the watchdog go. */
   dispose(): void {
     if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+    this.registry.release();
+    // Closing the pipe tells the watchdog to sweep: the registry is gone, so it just exits.
+    this.watchdog?.stdin?.end();
+    this.watchdog = undefined;
   }
 }

@@ -4,9 +4,11 @@ import { WorkerChannel } from '../bridge/worker-channel';
 import type { CallRequest } from '../bridge/generated/snakepit/bridge/v1/CallRequest';
 import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { SnakepitError } from '../errors/snakepit-error';
+import type { WorkerCrashReason } from '../telemetry/telemetry-events';
 import { WorkerProcess, type ProcessExit, type WorkerOutputLine, type WorkerProcessSpec } from './worker-process';
 
-export type WorkerState = 'starting' | 'ready' | 'stopping' | 'stopped' | 'crashed';
+/** `draining`: being recycled — takes no new calls, finishes the ones it has. */
+export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped' | 'crashed';
 
 export interface WorkerInfo {
   id: string;
@@ -18,10 +20,21 @@ export interface WorkerInfo {
   uptimeMs: number;
 }
 
+export interface HeartbeatOptions {
+  intervalMs: number;
+  timeoutMs: number;
+  maxMissed: number;
+  /** Called for every missed beat; at `maxMissed` the worker is killed as frozen. */
+  onMissed: (worker: Worker, missed: number) => void;
+}
+
 export interface WorkerStartOptions extends WorkerProcessSpec {
   pool: string;
   token: string;
   logger: Logger;
+  heartbeat: HeartbeatOptions;
+  /** Where pids are recorded so that no worker can outlive the host. */
+  registry: { track(pid: number, workerId: string): void; untrack(pid: number): void };
   /** Called once when the process exits; `expected` is false for a crash. */
   onExit: (worker: Worker, exit: ProcessExit, expected: boolean) => void;
 }
@@ -49,8 +62,14 @@ export class Worker {
   busy = 0;
   capacity = 1;
   tools: ToolSpec__Output[] = [];
+  /** Set while a recycle of this worker is under way, so it is recycled once. */
+  recyclePending = false;
+  /** Why the worker was killed, when the host killed it (reported with its crash). */
+  crashReason?: WorkerCrashReason;
   private readonly recentOutput: string[] = [];
   private channel?: WorkerChannel;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private idleWaiters: Array<() => void> = [];
 
   private constructor(
     readonly id: string,
@@ -73,10 +92,14 @@ export class Worker {
     const proc = WorkerProcess.spawn(options, (line) => worker?.relayOutput(line));
     worker = new Worker(options.workerId, options.pool, proc, options.logger);
     const self = worker;
+    options.registry.track(proc.pid, self.id);
     void proc.exited.then((exit) => {
+      options.registry.untrack(proc.pid);
+      clearInterval(self.heartbeatTimer);
+      self.notifyIdle();
       const expected = self.state === 'stopping' || self.state === 'stopped';
       if (self.state !== 'stopped') self.state = expected ? 'stopped' : 'crashed';
-      self.channel?.close(`worker ${self.id} exited (code ${exit.code}, signal ${exit.signal})`);
+      self.channel?.close(`worker ${self.id} exited (code ${exit.code}, signal ${exit.signal})`, expected ? 'WORKER_UNAVAILABLE' : 'WORKER_CRASHED');
       options.onExit(self, exit, expected);
     });
     try {
@@ -87,14 +110,15 @@ export class Worker {
       self.tools = description.tools;
       self.capacity = Math.max(1, description.capacity || options.capacity);
       channel.open((error) => {
-        if (self.state === 'ready') {
+        if (self.state === 'ready' || self.state === 'draining') {
           options.logger.warn({ msg: 'worker stream broke', pool: self.pool, worker_id: self.id, pid: self.pid, reason: error.message });
           // The process is useless without its stream: replace it.
-          self.process.signal('SIGKILL');
+          self.kill('stream_broken');
         }
       });
       if (self.process.exitStatus) throw new Error('exited during start');
       self.state = 'ready';
+      self.startHeartbeat(options.heartbeat);
       return self;
     } catch (error) {
       self.state = 'stopping';
@@ -121,6 +145,7 @@ export class Worker {
         released = true;
         this.busy--;
         this.requestsServed++;
+        if (this.busy === 0) this.notifyIdle();
       }
     };
     return this.channel.call(request, {
@@ -144,13 +169,64 @@ export class Worker {
   async stop(graceMs: number): Promise<void> {
     if (this.state === 'stopped' || this.state === 'crashed') return;
     this.state = 'stopping';
+    clearInterval(this.heartbeatTimer);
     this.channel?.close(`worker ${this.id} is stopping`);
     await this.process.stop(graceMs);
   }
 
-  /** Kills the worker's process group at once; its exit is reported as a crash. */
-  kill(): void {
+  /** Resolves once no call runs on this worker (at once if none does). */
+  whenIdle(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Takes no new calls from now on; the ones running finish (recycling). */
+  drain(): void {
+    if (this.state === 'ready') this.state = 'draining';
+  }
+
+  /** Kills the worker's process group at once; its exit is reported as a crash with `reason`. */
+  kill(reason: WorkerCrashReason): void {
+    this.crashReason ??= reason;
     this.process.signal('SIGKILL');
+  }
+
+  /**
+   * Checks the worker over grpc.health.v1 on an interval. Health is answered on
+   * the worker's event loop while tools run on threads, so a busy worker still
+   * answers; a frozen one (SIGSTOP, a blocked loop, a deadlock) does not.
+   */
+  private startHeartbeat(options: HeartbeatOptions): void {
+    let missed = 0;
+    let inFlight = false;
+    this.heartbeatTimer = setInterval(() => {
+      if (inFlight || !this.channel || (this.state !== 'ready' && this.state !== 'draining')) return;
+      inFlight = true;
+      this.channel.checkHealth(options.timeoutMs).then(
+        (status) => {
+          inFlight = false;
+          if (status === 'SERVING') missed = 0;
+          else onMiss();
+        },
+        () => {
+          inFlight = false;
+          onMiss();
+        },
+      );
+    }, options.intervalMs);
+    this.heartbeatTimer.unref();
+    const onMiss = () => {
+      if (this.state !== 'ready' && this.state !== 'draining') return;
+      missed++;
+      options.onMissed(this, missed);
+      if (missed >= options.maxMissed) this.kill('frozen');
+    };
   }
 
   info(): WorkerInfo {
