@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
-import { childPids, eventually, isAlive, parseSse, startSampleApp, type SampleApp } from '../helpers/sample-app';
+import { eventually, isAlive, parseSse, startSampleApp, workerPids, type SampleApp } from '../helpers/sample-app';
 import { snakepitClient } from '../helpers/grpc-client';
+
+jest.setTimeout(60_000);
 
 /**
  * The sample app's HTTP and gRPC contract, black-box: the built app, real
@@ -292,7 +294,7 @@ describe('sample app: bounded queue and shutdown', () => {
 
   it('stops on SIGTERM, draining the call in flight and leaving no Python process', async () => {
     const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '2' });
-    const pids = childPids(app.pid);
+    const pids = workerPids(app.pid);
     expect(pids.length).toBeGreaterThanOrEqual(2);
     const inFlight = app.execute('sleep', { ms: 500 });
     await eventually(async () => (await app.workers()).some((w) => w.busy > 0) || undefined);

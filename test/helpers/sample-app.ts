@@ -62,6 +62,17 @@ export function childPids(pid: number): number[] {
   return children;
 }
 
+/** The host's Python workers among its children (the watchdog is a child too). */
+export function workerPids(hostPid: number): number[] {
+  return childPids(hostPid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('snakepit_bridge.worker');
+    } catch {
+      return false;
+    }
+  });
+}
+
 export interface JsonResponse<T = any> {
   status: number;
   body: T;

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { PoolOptions, SnakepitModuleOptions } from '@snakepit/nestjs';
+import { DEFAULT_INHERITED_ENV, type ClusterOptions, type PoolOptions, type SnakepitModuleOptions } from '@snakepit/nestjs';
 
 /** Everything the sample app reads from its environment, parsed once at start. */
 export interface SampleConfig {
@@ -13,7 +13,9 @@ export interface SampleConfig {
   exposeTracebacks: boolean;
   bodyLimitBytes: number;
   /** Host-level lifecycle settings (leftover cleanup, watchdog, drain). */
-  lifecycle: Pick<SnakepitModuleOptions, 'instanceName' | 'stateDir' | 'watchdog' | 'drainTimeoutMs'>;
+  lifecycle: Pick<SnakepitModuleOptions, 'instanceName' | 'stateDir' | 'socketDir' | 'watchdog' | 'drainTimeoutMs' | 'inheritEnv'>;
+  /** Set when REDIS_URL is: this app is one node of a cluster. */
+  cluster?: ClusterOptions;
 }
 
 /** The repository root: apps/sample/src (ts) and dist/apps/sample (built) are both three levels down. */
@@ -47,7 +49,13 @@ function lifecycleOptions(env: NodeJS.ProcessEnv): Partial<PoolOptions> {
     crashLoopThreshold: optionalInteger(env, 'SNAKEPIT_CRASH_LOOP_THRESHOLD'),
     crashLoopCooldownMs: optionalInteger(env, 'SNAKEPIT_CRASH_LOOP_COOLDOWN_MS'),
     lifecycleCheckIntervalMs: optionalInteger(env, 'SNAKEPIT_LIFECYCLE_CHECK_MS'),
-    circuitBreaker: env.SNAKEPIT_CIRCUIT_BREAKER === 'false' ? false : undefined,
+    circuitBreaker:
+      env.SNAKEPIT_CIRCUIT_BREAKER === 'false'
+        ? false
+        : {
+            failureThreshold: optionalInteger(env, 'SNAKEPIT_CIRCUIT_FAILURES'),
+            resetTimeoutMs: optionalInteger(env, 'SNAKEPIT_CIRCUIT_RESET_MS'),
+          },
   };
 }
 
@@ -72,6 +80,30 @@ function parsePools(env: NodeJS.ProcessEnv): PoolOptions[] {
   });
 }
 
+/** The cluster secret when SNAKEPIT_CLUSTER_SECRET is unset: for development only, refused with NODE_ENV=production. */
+export const DEV_CLUSTER_SECRET = 'snakepit-dev-cluster-secret';
+
+/**
+ * `REDIS_URL` turns cluster mode on; `SNAKEPIT_NODE_ID` names the node. The
+ * internal node-to-node service listens on SNAKEPIT_CLUSTER_HOST (127.0.0.1) :
+ * SNAKEPIT_CLUSTER_PORT (0 = any free port) and is advertised as
+ * SNAKEPIT_CLUSTER_ADVERTISE (default: that host and the bound port).
+ */
+function clusterOptions(env: NodeJS.ProcessEnv, production: boolean): ClusterOptions | undefined {
+  if (!env.REDIS_URL) return undefined;
+  const secret = env.SNAKEPIT_CLUSTER_SECRET || (production ? undefined : DEV_CLUSTER_SECRET);
+  if (!secret) throw new Error('SNAKEPIT_CLUSTER_SECRET must be set when REDIS_URL is set and NODE_ENV=production');
+  return {
+    redis: env.REDIS_URL,
+    secret,
+    nodeId: env.SNAKEPIT_NODE_ID || undefined,
+    listen: `${env.SNAKEPIT_CLUSTER_HOST || '127.0.0.1'}:${integer(env, 'SNAKEPIT_CLUSTER_PORT', 0)}`,
+    advertiseAddress: env.SNAKEPIT_CLUSTER_ADVERTISE || undefined,
+    heartbeatIntervalMs: optionalInteger(env, 'SNAKEPIT_CLUSTER_HEARTBEAT_MS'),
+    nodeTtlMs: optionalInteger(env, 'SNAKEPIT_CLUSTER_NODE_TTL_MS'),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
   const production = env.NODE_ENV === 'production';
   return {
@@ -85,10 +117,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
     exposeTracebacks: env.EXPOSE_TRACEBACKS ? env.EXPOSE_TRACEBACKS === 'true' : !production,
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1024 * 1024),
     lifecycle: {
-      instanceName: env.SNAKEPIT_INSTANCE || undefined,
+      // Two sample apps on different ports are different instances: neither cleans up after the other.
+      instanceName: env.SNAKEPIT_INSTANCE || `sample-${integer(env, 'PORT', 3000)}`,
       stateDir: env.SNAKEPIT_STATE_DIR || undefined,
+      socketDir: env.SNAKEPIT_SOCKET_DIR || undefined,
       watchdog: env.SNAKEPIT_WATCHDOG === 'false' ? false : undefined,
       drainTimeoutMs: optionalInteger(env, 'SNAKEPIT_DRAIN_TIMEOUT_MS'),
+      // Workers see only allow-listed variables; SNAKEPIT_INHERIT_ENV=A,B adds to the list.
+      inheritEnv: [...DEFAULT_INHERITED_ENV, ...(env.SNAKEPIT_INHERIT_ENV ?? '').split(',').filter(Boolean)],
     },
+    cluster: clusterOptions(env, production),
   };
 }

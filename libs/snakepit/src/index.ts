@@ -3,6 +3,7 @@ export { SNAKEPIT_ASYNC_OPTIONS_TYPE, SNAKEPIT_MODULE_OPTIONS, SNAKEPIT_OPTIONS_
 export type { PoolOptions, SessionOptions, SnakepitModuleOptions } from './options/snakepit-options';
 export { SnakepitConfigError, type ResolvedOptions, type ResolvedPoolOptions } from './options/resolve-options';
 export { PROTO_LOADER_OPTIONS, locateProtoRoot } from './bridge/proto';
+export { DEFAULT_INHERITED_ENV } from './options/defaults';
 export { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
 export { PoolService } from './pool/pool.service';
 export type { ExecuteOptions, ExecuteResult, PoolTools, StreamChunk, ToolInfo, ToolParameterInfo } from './pool/pool.service';
@@ -13,10 +14,13 @@ export { SessionService, type CreateSessionOptions, type SessionInfo } from './s
 export { SESSION_STORE, type SessionDelta, type SessionRecord, type SessionStore } from './session/session-store';
 export { InMemorySessionStore } from './session/in-memory-session.store';
 export { TelemetryService } from './telemetry/telemetry.service';
+export { TelemetryLogger } from './telemetry/telemetry-logger';
+export { CallTracer, TRACER_NAME, type CallPlacement, type TracedCall } from './telemetry/call-tracer';
 export type {
   TelemetryEvent,
   TelemetryEventMap,
   TelemetryEventName,
+  TelemetryHandlers,
   WorkerCrashReason,
   WorkerRecycleReason,
 } from './telemetry/telemetry-events';
@@ -29,3 +33,7 @@ export {
   type SnakepitGrpcStatus,
 } from './errors/snakepit-exception.filter';
 export type { ClusterOptions } from './cluster/cluster-options';
+export { CLUSTER_DEFAULTS, type ResolvedClusterOptions } from './cluster/cluster-options';
+export { SNAKEPIT_CLUSTER_OPTIONS } from './cluster/cluster.providers';
+export { ClusterMembership } from './cluster/membership/cluster-membership';
+export type { AdvertisedPool, NodeRecord } from './cluster/membership/node-record';

@@ -18,6 +18,9 @@ from snakepit_bridge import Adapter, CallContext, tool
 
 MIB = 1024 * 1024
 PAGE = 4096
+# While the file this names exists, workers refuse to start: lets tests (and
+# operators trying out the dashboards) drive a pool into a crash loop and out.
+FAIL_START_ENV = "SNAKEPIT_SHOWCASE_FAIL_START_FILE"
 
 
 class ShowcaseAdapter(Adapter):
@@ -26,6 +29,9 @@ class ShowcaseAdapter(Adapter):
     thread_safe = True
 
     def setup(self) -> None:
+        fail_file = os.environ.get(FAIL_START_ENV)
+        if fail_file and os.path.exists(fail_file):
+            raise RuntimeError(f"refusing to start while {fail_file} exists ({FAIL_START_ENV})")
         self._held: list[bytearray] = []
         self._held_lock = threading.Lock()
 

@@ -405,6 +405,8 @@ export class WorkerPool {
   private dispatch(worker: Worker, call: PoolCall, deadline: number, settle: Settle): void {
     let settled = false;
     let graceTimer: NodeJS.Timeout | undefined;
+    // Declared before dispatch: a broken channel answers synchronously, before any timer exists.
+    let deadlineTimer: NodeJS.Timeout | undefined;
     const context = { pool: this.name, tool: call.tool, workerId: worker.id, pid: worker.pid, sessionId: call.sessionId };
     const finish = (): boolean => {
       if (settled) return false;
@@ -459,7 +461,8 @@ export class WorkerPool {
         },
       },
     );
-    const deadlineTimer = setTimeout(
+    if (settled) return;
+    deadlineTimer = setTimeout(
       () =>
         abandon(
           new SnakepitError('TIMEOUT', `Call to ${call.tool} timed out after ${call.timeoutMs} ms`, {
@@ -598,7 +601,9 @@ export class WorkerPool {
     });
     // A worker that died while being recycled already has its replacement.
     if (worker.recyclePending) return;
-    if (uptimeMs >= STABLE_UPTIME_MS) this.consecutiveFailures = 0;
+    // Backoff protects against workers that cannot start or die at once; one that
+    // served calls or lived a while was healthy, so its replacement starts promptly.
+    if (uptimeMs >= STABLE_UPTIME_MS || worker.requestsServed > 0) this.consecutiveFailures = 0;
     this.recordFailure();
     this.scheduleReplacement();
   }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { SnakepitError } from '../errors/snakepit-error';
@@ -52,6 +53,8 @@ export class WorkerProcess {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
+        // A worker killed outright cannot remove its own socket file.
+        if (spec.address.startsWith('unix://')) rmSync(spec.address.slice('unix://'.length), { force: true });
         resolve(this.exitInfo);
       });
     });

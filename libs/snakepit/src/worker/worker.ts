@@ -40,6 +40,7 @@ export interface WorkerStartOptions extends WorkerProcessSpec {
 }
 
 const RECENT_OUTPUT_LINES = 20;
+const STREAM_LOSS_GRACE_MS = 1_000;
 const PYTHON_LEVELS: Record<string, 'debug' | 'log' | 'warn' | 'error'> = {
   debug: 'debug',
   info: 'log',
@@ -69,6 +70,8 @@ export class Worker {
   private readonly recentOutput: string[] = [];
   private channel?: WorkerChannel;
   private heartbeatTimer?: NodeJS.Timeout;
+  /** False once the data stream broke: the worker takes no call while it dies. */
+  private connected = true;
   private idleWaiters: Array<() => void> = [];
 
   private constructor(
@@ -83,7 +86,7 @@ export class Worker {
   }
 
   get hasFreeSlot(): boolean {
-    return this.state === 'ready' && this.busy < this.capacity;
+    return this.state === 'ready' && this.connected && this.busy < this.capacity;
   }
 
   /** Spawns a worker and resolves once it answered a round trip; on failure nothing is left running. */
@@ -110,11 +113,15 @@ export class Worker {
       self.tools = description.tools;
       self.capacity = Math.max(1, description.capacity || options.capacity);
       channel.open((error) => {
-        if (self.state === 'ready' || self.state === 'draining') {
-          options.logger.warn({ msg: 'worker stream broke', pool: self.pool, worker_id: self.id, pid: self.pid, reason: error.message });
-          // The process is useless without its stream: replace it.
+        self.connected = false;
+        if (self.state !== 'ready' && self.state !== 'draining') return;
+        // Usually the process is dying and its exit follows at once; if it lingers
+        // without its stream it is useless, so it is killed and replaced.
+        setTimeout(() => {
+          if (self.process.exitStatus) return;
+          options.logger.warn({ msg: 'worker stream broke; killing it', pool: self.pool, worker_id: self.id, pid: self.pid, reason: error.message });
           self.kill('stream_broken');
-        }
+        }, STREAM_LOSS_GRACE_MS).unref();
       });
       if (self.process.exitStatus) throw new Error('exited during start');
       self.state = 'ready';
