@@ -69,6 +69,7 @@ function parsePools(env: NodeJS.ProcessEnv): PoolOptions[] {
     timeoutMs: integer(env, 'SNAKEPIT_TIMEOUT_MS', 30_000),
     maxQueueSize: integer(env, 'SNAKEPIT_MAX_QUEUE', 1000),
     queueTimeoutMs: integer(env, 'SNAKEPIT_QUEUE_TIMEOUT_MS', 10_000),
+    maxPayloadBytes: optionalInteger(env, 'SNAKEPIT_MAX_PAYLOAD_BYTES'),
     ...lifecycleOptions(env),
   };
   const spec = env.SNAKEPIT_POOLS || `default:${integer(env, 'SNAKEPIT_POOL_SIZE', 2)}`;

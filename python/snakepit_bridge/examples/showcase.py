@@ -142,6 +142,11 @@ class ShowcaseAdapter(Adapter):
         print(text)
         return text
 
+    @tool(idempotent=True)
+    def environment(self) -> list[str]:
+        """The names (never the values) of the variables the worker inherited: shows the allow-list at work."""
+        return sorted(os.environ)
+
     @tool
     def spin(self) -> None:
         """Loop forever, ignoring cancellation: a frozen worker for the host to detect."""

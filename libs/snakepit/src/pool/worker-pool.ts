@@ -183,6 +183,15 @@ export class WorkerPool {
         reject(new SnakepitError('SHUTTING_DOWN', `Pool ${this.name} is shutting down`, { details: { pool: this.name } }));
         return;
       }
+      if (this.crashLooping && this.readyWorkers().length === 0) {
+        // Waiting in the queue would only end in a timeout: say why at once.
+        reject(
+          new SnakepitError('WORKER_UNAVAILABLE', `Pool ${this.name} has no ready worker: it is crash-looping`, {
+            details: { pool: this.name, crashLooping: true },
+          }),
+        );
+        return;
+      }
       const deadline = Date.now() + call.timeoutMs;
       // FIFO fairness: while anyone waits, slots go to the queue first.
       const worker = this.queue.size === 0 ? this.pickWorker(call.preferWorkerId) : undefined;
