@@ -348,3 +348,45 @@ describe('chaos: graceful shutdown under load', () => {
     rmSync(socketRoot, { recursive: true, force: true });
   });
 });
+
+describe('recycling triggers', () => {
+  it('recycles by request count and by TTL without failing a call', async () => {
+    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_MAX_REQUESTS_PER_WORKER: '5', SNAKEPIT_WORKER_TTL_MS: '2500', SNAKEPIT_LIFECYCLE_CHECK_MS: '200' });
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        const { status, body } = await app.execute('add', { a: i, b: 0 });
+        expect(status).toBe(200);
+        seen.add(body.workerId);
+      }
+      expect(seen.size).toBeGreaterThanOrEqual(3); // 12 calls at 5 per worker
+      const [current] = await readyWorkers(app, 1);
+      const replaced = await eventually(async () => {
+        const [worker] = await readyWorkers(app, 1);
+        return worker.id !== current.id ? worker : undefined;
+      }, 15_000);
+      expect(replaced.pid).not.toBe(current.pid);
+      expect(isAlive(current.pid)).toBe(false);
+      expect((await app.execute('ping')).body.result).toBe('pong');
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('recycles a worker whose process group grows past the memory threshold', async () => {
+    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_MEMORY_THRESHOLD_MB: '150', SNAKEPIT_LIFECYCLE_CHECK_MS: '200' });
+    try {
+      const [before] = await readyWorkers(app, 1);
+      expect((await app.execute('allocate', { mb: 200 })).body.result).toBe(200);
+      const after = await eventually(async () => {
+        const [worker] = await readyWorkers(app, 1);
+        return worker.id !== before.id ? worker : undefined;
+      }, 15_000);
+      expect(app.logs.some((line) => line.includes('above its memory threshold'))).toBe(true);
+      expect((await app.execute('allocate', { mb: 1 })).body.result).toBe(1); // the new worker holds nothing
+      expect(after.pid).not.toBe(before.pid);
+    } finally {
+      await app.stop();
+    }
+  });
+});

@@ -252,17 +252,24 @@ export class WorkerPool {
   }
 
   /**
-   * Replaces a worker without failing a call: the replacement starts first, then
-   * the old worker takes no new calls, finishes its running ones and stops.
-   * Resolves when the old worker is gone (or the recycle was not possible).
+   * Replaces a worker without failing a call: the old worker takes no new calls,
+   * finishes its running ones and stops, and a replacement takes its place.
+   * A worker past its request or memory limit stops taking calls at once (they
+   * wait briefly in the queue); otherwise the replacement starts first, so
+   * capacity never dips. Resolves when the old worker is gone, or false when
+   * the recycle was not possible now.
    */
   async recycle(worker: Worker, reason: WorkerRecycleReason): Promise<boolean> {
     if (worker.state !== 'ready' || worker.recyclePending || this.closing) return false;
     worker.recyclePending = true;
+    const overLimit = reason === 'max_requests' || reason === 'memory';
+    if (overLimit) worker.drain();
     try {
       await this.spawnWorker();
     } catch (error) {
       worker.recyclePending = false;
+      worker.undrain();
+      this.pump();
       this.logger.error({ msg: 'recycle postponed: the replacement did not start', pool: this.name, worker_id: worker.id, reason, error: (error as Error).message });
       return false;
     }

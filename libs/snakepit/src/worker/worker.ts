@@ -198,6 +198,11 @@ export class Worker {
     if (this.state === 'ready') this.state = 'draining';
   }
 
+  /** Takes calls again (a recycle that could not start its replacement). */
+  undrain(): void {
+    if (this.state === 'draining') this.state = 'ready';
+  }
+
   /** Kills the worker's process group at once; its exit is reported as a crash with `reason`. */
   kill(reason: WorkerCrashReason): void {
     this.crashReason ??= reason;
