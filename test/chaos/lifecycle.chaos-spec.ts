@@ -390,3 +390,23 @@ describe('recycling triggers', () => {
     }
   });
 });
+
+describe('retrying after a crash', () => {
+  it('retries a call marked idempotent on another worker, and never one that is not', async () => {
+    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '2', SNAKEPIT_CRASH_LOOP_THRESHOLD: '1000' });
+    try {
+      for (const idempotent of [true, false]) {
+        await readyWorkers(app, 2);
+        const pending = post(app, '/api/execute', { tool: 'sleep', args: { ms: 1500 }, idempotent });
+        const victim = await eventually(async () => (await app.workers()).find((w) => w.busy > 0));
+        process.kill(victim.pid, 'SIGKILL');
+        const outcome = await pending;
+        if (idempotent) expect([outcome.status, outcome.result]).toEqual([200, 1500]);
+        else expect([outcome.status, outcome.code]).toEqual([502, 'WORKER_CRASHED']);
+      }
+      expect(app.logs.filter((line) => line.includes('retrying an idempotent call'))).toHaveLength(1);
+    } finally {
+      await app.stop();
+    }
+  });
+});

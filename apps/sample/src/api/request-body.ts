@@ -4,7 +4,7 @@ import { SnakepitError, type ExecuteOptions } from '@snakepit/nestjs';
 export interface ExecuteBody {
   tool: string;
   args: Record<string, unknown>;
-  options: Pick<ExecuteOptions, 'pool' | 'sessionId' | 'timeoutMs'>;
+  options: Pick<ExecuteOptions, 'pool' | 'sessionId' | 'timeoutMs' | 'idempotent'>;
 }
 
 function invalid(message: string, field: string): SnakepitError {
@@ -21,7 +21,7 @@ function optionalString(body: Record<string, unknown>, field: string): string | 
 /** Checks the body's shape; the library checks the values (tool name, timeout range, args). */
 export function parseExecuteBody(body: unknown): ExecuteBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalid('The body must be a JSON object: { "tool", "args"?, "pool"?, "sessionId"?, "timeoutMs"? }', 'body');
+    throw invalid('The body must be a JSON object: { "tool", "args"?, "pool"?, "sessionId"?, "timeoutMs"?, "idempotent"? }', 'body');
   }
   const fields = body as Record<string, unknown>;
   if (typeof fields.tool !== 'string' || fields.tool.length === 0) throw invalid('tool must be a non-empty string', 'tool');
@@ -29,6 +29,7 @@ export function parseExecuteBody(body: unknown): ExecuteBody {
   if (typeof args !== 'object' || args === null || Array.isArray(args)) throw invalid('args must be a JSON object', 'args');
   const timeoutMs = fields.timeoutMs;
   if (timeoutMs !== undefined && timeoutMs !== null && typeof timeoutMs !== 'number') throw invalid('timeoutMs must be a number', 'timeoutMs');
+  if (fields.idempotent !== undefined && typeof fields.idempotent !== 'boolean') throw invalid('idempotent must be a boolean', 'idempotent');
   return {
     tool: fields.tool,
     args: args as Record<string, unknown>,
@@ -36,6 +37,7 @@ export function parseExecuteBody(body: unknown): ExecuteBody {
       pool: optionalString(fields, 'pool'),
       sessionId: optionalString(fields, 'sessionId'),
       timeoutMs: typeof timeoutMs === 'number' ? timeoutMs : undefined,
+      idempotent: fields.idempotent === true,
     },
   };
 }
