@@ -1,5 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { SnakepitModule } from '@snakepit/nestjs';
+import { SnakepitModule, TelemetryLogger } from '@snakepit/nestjs';
+import { SnakepitMetricsModule } from '@snakepit/nestjs/metrics';
+import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { LoggerModule } from 'nestjs-pino';
 import { ExecuteController } from './api/execute.controller';
 import { PoolsController } from './api/pools.controller';
@@ -7,6 +9,7 @@ import { SessionsController } from './api/sessions.controller';
 import type { SampleConfig } from './config';
 import { ERROR_BODY_OPTIONS } from './errors/app-exception.filter';
 import { SnakepitGrpcController } from './grpc/snakepit.grpc-controller';
+import { HealthModule } from './health/health.module';
 
 @Module({})
 export class AppModule {
@@ -23,14 +26,21 @@ export class AppModule {
           },
         }),
         SnakepitModule.forRoot({
+          // Global, so the opt-in metrics and health modules reach its services.
+          isGlobal: true,
           python: config.python,
           pools: config.pools,
           exposeTracebacks: config.exposeTracebacks,
           ...config.lifecycle,
+          cluster: config.cluster,
         }),
+        // GET /metrics: Snakepit's metrics and Node's default process metrics.
+        PrometheusModule.register(),
+        SnakepitMetricsModule,
+        HealthModule,
       ],
       controllers: [ExecuteController, SessionsController, PoolsController, SnakepitGrpcController],
-      providers: [{ provide: ERROR_BODY_OPTIONS, useValue: { exposeTracebacks: config.exposeTracebacks } }],
+      providers: [{ provide: ERROR_BODY_OPTIONS, useValue: { exposeTracebacks: config.exposeTracebacks } }, TelemetryLogger],
     };
   }
 }

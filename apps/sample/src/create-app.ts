@@ -4,12 +4,12 @@ import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { locateProtoRoot, PROTO_LOADER_OPTIONS, SnakepitError } from '@snakepit/nestjs';
 import { json, type NextFunction, type Request, type Response } from 'express';
-import { HealthImplementation } from 'grpc-health-check';
 import { Logger } from 'nestjs-pino';
 import { join } from 'node:path';
 import { AppModule } from './app.module';
 import type { SampleConfig } from './config';
 import { AppExceptionFilter } from './errors/app-exception.filter';
+import { GrpcHealthPublisher } from './health/grpc-health.publisher';
 
 /** body-parser's failures, answered in the API's error shape instead of Express's HTML. */
 function bodyErrors(limitBytes: number, exposeTracebacks: boolean) {
@@ -38,7 +38,7 @@ export async function createApp(config: SampleConfig): Promise<INestApplication>
   app.use(bodyErrors(config.bodyLimitBytes, config.exposeTracebacks));
   app.useGlobalFilters(new AppExceptionFilter({ exposeTracebacks: config.exposeTracebacks }));
 
-  const health = new HealthImplementation({ '': 'NOT_SERVING', 'snakepit.v1.Snakepit': 'NOT_SERVING' });
+  const health = app.get(GrpcHealthPublisher);
   app.connectMicroservice<GrpcOptions>(
     {
       transport: Transport.GRPC,
@@ -48,7 +48,7 @@ export async function createApp(config: SampleConfig): Promise<INestApplication>
         loader: { ...PROTO_LOADER_OPTIONS, includeDirs: [locateProtoRoot()] },
         url: `${config.grpcHost}:${config.grpcPort}`,
         gracefulShutdown: true,
-        onLoadPackageDefinition: (_definition: unknown, server: unknown) => health.addToServer(server as Parameters<typeof health.addToServer>[0]),
+        onLoadPackageDefinition: (_definition: unknown, server: unknown) => health.addToServer(server as Parameters<GrpcHealthPublisher['addToServer']>[0]),
       },
     },
     { inheritAppConfig: true },
@@ -56,8 +56,7 @@ export async function createApp(config: SampleConfig): Promise<INestApplication>
   app.enableShutdownHooks();
   await app.startAllMicroservices();
   await app.listen(config.port, config.host);
-  health.setStatus('', 'SERVING');
-  health.setStatus('snakepit.v1.Snakepit', 'SERVING');
+  await health.start();
   return app;
 }
 

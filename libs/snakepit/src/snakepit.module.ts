@@ -1,9 +1,11 @@
 import { Module } from '@nestjs/common';
+import { chooseSessionStore, clusterProviders } from './cluster/cluster.providers';
+import { RedisConnection } from './cluster/redis/redis-connection';
+import { RedisKeys } from './cluster/redis/redis-keys';
 import { resolveOptions, type ResolvedOptions } from './options/resolve-options';
 import type { SnakepitModuleOptions } from './options/snakepit-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
 import { PoolService } from './pool/pool.service';
-import { InMemorySessionStore } from './session/in-memory-session.store';
 import { SessionService } from './session/session.service';
 import { SESSION_STORE } from './session/session-store';
 import { ConfigurableSnakepitModule, SNAKEPIT_MODULE_OPTIONS } from './snakepit.module-definition';
@@ -28,9 +30,10 @@ import { WorkerRuntime } from './worker/worker-runtime';
     },
     {
       provide: SESSION_STORE,
-      inject: [SNAKEPIT_RESOLVED_OPTIONS],
-      useFactory: (options: ResolvedOptions) => options.sessions.store ?? new InMemorySessionStore(),
+      inject: [SNAKEPIT_RESOLVED_OPTIONS, RedisConnection, RedisKeys],
+      useFactory: chooseSessionStore,
     },
+    ...clusterProviders,
     TelemetryService,
     SessionService,
     PoolService,

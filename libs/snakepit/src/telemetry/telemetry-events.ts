@@ -40,6 +40,10 @@ export interface TelemetryEventMap {
     pool: string;
     tool: string;
     workerId?: string;
+    /** The worker's pid, when the call reached a worker. */
+    pid?: number;
+    /** The call's id on its worker's stream: Python's `ctx.logger` lines carry it as `request_id`. */
+    requestId?: number;
     sessionId?: string;
     durationMs: number;
     outcome: 'ok' | 'error';
@@ -59,3 +63,8 @@ export type TelemetryEventName = keyof TelemetryEventMap;
 export type TelemetryEvent<N extends TelemetryEventName = TelemetryEventName> = {
   [K in N]: { name: K; time: number; data: TelemetryEventMap[K] };
 }[N];
+
+/** One handler per event name, each receiving its event's typed payload (see `TelemetryService.handle`). */
+export type TelemetryHandlers = {
+  [K in TelemetryEventName]?: (data: TelemetryEventMap[K]) => void;
+};
