@@ -8,5 +8,17 @@ from ._version import __version__
 from .adapter import Adapter, AdapterLoadError, tool
 from .context import CallContext, SessionView
 from .errors import ToolError
+from .host_tools import HostToolCancelled, HostToolError, HostToolTimeout
 
-__all__ = ["Adapter", "AdapterLoadError", "CallContext", "SessionView", "ToolError", "__version__", "tool"]
+__all__ = [
+    "Adapter",
+    "AdapterLoadError",
+    "CallContext",
+    "HostToolCancelled",
+    "HostToolError",
+    "HostToolTimeout",
+    "SessionView",
+    "ToolError",
+    "__version__",
+    "tool",
+]

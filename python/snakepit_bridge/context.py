@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from .host_tools import HostLink, HostToolError, wait_async, wait_sync
 from .serialization import decode_json, encode_json
 from .wire import pb
 
@@ -112,7 +113,7 @@ class CallContext:
 
     __slots__ = (
         "request_id", "tool", "worker_id", "session_id", "session",
-        "metadata", "timeout_ms", "deadline", "cancelled", "_logger",
+        "metadata", "timeout_ms", "deadline", "cancelled", "_logger", "host",
     )
 
     def __init__(
@@ -137,6 +138,8 @@ class CallContext:
         self.deadline: float | None = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
         self.cancelled = threading.Event()
         self._logger: _CallLogger | None = None
+        # Set by the bridge when the call runs on a host connection.
+        self.host: HostLink | None = None
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -156,3 +159,33 @@ class CallContext:
 
     def __repr__(self) -> str:
         return f"CallContext(request_id={self.request_id}, tool={self.tool!r}, worker_id={self.worker_id!r})"
+
+    @property
+    def host_tools(self) -> list[str]:
+        """Names of the tools the host exposes to Python."""
+        return sorted(self.host.tools) if self.host is not None else []
+
+    def call_host(self, name: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+        """Run host tool ``name`` and return its result (blocks this tool's thread).
+
+        ``timeout`` defaults to what is left of this call's budget. Raises
+        :class:`HostToolError` (``HostToolTimeout``, ``HostToolCancelled``).
+        """
+        return wait_sync(self._host_link(name), name, args, self._host_timeout(timeout))
+
+    async def call_host_async(self, name: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+        """The awaitable form of :meth:`call_host`, for ``async def`` tools."""
+        return await wait_async(self._host_link(name), name, args, self._host_timeout(timeout))
+
+    def _host_link(self, name: str) -> HostLink:
+        if self.host is None:
+            raise HostToolError("WORKER_UNAVAILABLE", f"no host connection to call {name!r} on")
+        if name not in self.host.tools:
+            raise HostToolError("TOOL_NOT_FOUND", f"the host has no tool {name!r}", {"available": sorted(self.host.tools)})
+        return self.host
+
+    def _host_timeout(self, timeout: float | None) -> float | None:
+        if timeout is not None:
+            return timeout
+        remaining = self.remaining()
+        return max(0.0, remaining) if remaining is not None else None

@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hmac
+import itertools
 import logging
 import os
 import platform
@@ -35,6 +36,7 @@ from ._version import __version__
 from .adapter import Adapter, ToolDefinition, ToolKind
 from .context import CallContext
 from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError, error_info
+from .host_tools import HostLink
 from .schema import ParamSpec
 from .serialization import decode_args, encode_json, encode_payload
 from .wire import pb, pb_grpc
@@ -169,6 +171,9 @@ class _Connection:
         self._wakeup = asyncio.Event()
         self._calls: dict[int, _Call] = {}
         self._closing = False
+        # Host tools this host exposes (replaced whole when the host sends them).
+        self._host_tools: dict[str, pb.ToolSpec] = {}
+        self._host_call_ids = itertools.count(1)
 
     # ------------------------------------------------------------ writer side
 
@@ -225,6 +230,10 @@ class _Connection:
                         self._start(message.id, message.call)
                     elif kind == "cancel":
                         self.cancel(message.id, message.cancel.reason)
+                    elif kind == "host_reply":
+                        self._host_reply(message.id, message.host_reply)
+                    elif kind == "host_tools":
+                        self._host_tools = {spec.name: spec for spec in message.host_tools.tools}
         except Exception as exc:  # any failure of the stream ends it the same way
             reason = f"the stream broke: {exc}"
             log.warning("Connect stream broke, cancelling its calls", exc_info=True)
@@ -265,6 +274,15 @@ class _Connection:
             metadata=request.metadata,
             timeout_ms=request.timeout_ms,
         )
+        ctx.host = HostLink(
+            self._post,
+            lambda: next(self._host_call_ids),
+            parent_id=request_id,
+            depth=request.host_call_depth,
+            session_id=request.session_id,
+            cancelled=ctx.cancelled,
+            tools=self._host_tools,
+        )
         call = _Call(request_id, tool, function, request.args, ctx)
         with self._lock:
             self._calls[request_id] = call
@@ -273,6 +291,11 @@ class _Connection:
             call.task.add_done_callback(lambda task: self._async_done(call, task))
         else:
             call.future = self._bridge.submit(self._run_sync, call)
+
+    def _host_reply(self, request_id: int, reply: pb.HostCallReply) -> None:
+        call = self._calls.get(request_id)
+        if call is not None and call.ctx.host is not None:
+            call.ctx.host.resolve(reply)
 
     def cancel(self, request_id: int, reason: str) -> None:
         """Cancel a call in flight; unknown or finished ids are ignored."""
@@ -291,6 +314,8 @@ class _Connection:
             return
         call.cancel_reason = reason
         call.ctx.cancelled.set()
+        if call.ctx.host is not None:
+            call.ctx.host.fail_all(f"the call was cancelled: {reason}")
         if call.window is not None:
             call.window.interrupt()
         if call.task is not None:

@@ -20,11 +20,19 @@ export function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `check` every `intervalMs` until it returns a value, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+/**
+ * Polls `check` every `intervalMs` until it returns a value, or fails after
+ * `timeoutMs` — or as soon as `giveUp()` says waiting is pointless.
+ */
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+  giveUp: () => boolean = () => false,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !giveUp()) {
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value;
@@ -159,10 +167,9 @@ export async function startSampleApp(env: Record<string, string> = {}): Promise<
     });
   }
   try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}`);
-      return (await app.request('GET', '/api/pools')).status === 200 || undefined;
-    }, 60_000);
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
+    await eventually(async () => (await app.request('GET', '/api/pools')).status === 200 || undefined, 60_000, 100, exited);
+    if (exited()) throw new Error(`the app exited with ${child.exitCode ?? child.signalCode} before serving`);
   } catch (error) {
     await app.stop('SIGKILL');
     throw new Error(`sample app did not start: ${(error as Error).message}\n${app.logs.slice(-30).join('\n')}`);

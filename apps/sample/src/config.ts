@@ -70,6 +70,9 @@ function parsePools(env: NodeJS.ProcessEnv): PoolOptions[] {
     maxQueueSize: integer(env, 'SNAKEPIT_MAX_QUEUE', 1000),
     queueTimeoutMs: integer(env, 'SNAKEPIT_QUEUE_TIMEOUT_MS', 10_000),
     maxPayloadBytes: optionalInteger(env, 'SNAKEPIT_MAX_PAYLOAD_BYTES'),
+    // Passed through as given: the library rejects an unknown profile with a clear message.
+    profile: (env.SNAKEPIT_PROFILE || undefined) as PoolOptions['profile'],
+    threadsPerWorker: optionalInteger(env, 'SNAKEPIT_THREADS_PER_WORKER'),
     ...lifecycleOptions(env),
   };
   const spec = env.SNAKEPIT_POOLS || `default:${integer(env, 'SNAKEPIT_POOL_SIZE', 2)}`;

@@ -37,3 +37,4 @@ export { CLUSTER_DEFAULTS, type ResolvedClusterOptions } from './cluster/cluster
 export { SNAKEPIT_CLUSTER_OPTIONS } from './cluster/cluster.providers';
 export { ClusterMembership } from './cluster/membership/cluster-membership';
 export type { AdvertisedPool, NodeRecord } from './cluster/membership/node-record';
+export { HostTool, type HostToolContext, type HostToolOptions, type HostToolParameter } from './host-tools/host-tool.decorator';

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { chooseSessionStore, clusterProviders } from './cluster/cluster.providers';
 import { RedisConnection } from './cluster/redis/redis-connection';
 import { RedisKeys } from './cluster/redis/redis-keys';
+import { HostToolRegistry } from './host-tools/host-tool.registry';
 import { resolveOptions, type ResolvedOptions } from './options/resolve-options';
 import type { SnakepitModuleOptions } from './options/snakepit-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
@@ -17,6 +19,8 @@ import { WorkerRuntime } from './worker/worker-runtime';
  * Options are validated once, at start, with every problem listed.
  */
 @Module({
+  // DiscoveryModule finds the application's @HostTool methods.
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: SNAKEPIT_RESOLVED_OPTIONS,
@@ -36,6 +40,7 @@ import { WorkerRuntime } from './worker/worker-runtime';
     ...clusterProviders,
     TelemetryService,
     SessionService,
+    HostToolRegistry,
     PoolService,
   ],
   exports: [PoolService, SessionService, TelemetryService, SESSION_STORE, SNAKEPIT_RESOLVED_OPTIONS],

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from snakepit_bridge import Adapter, CallContext, tool
+from snakepit_bridge import Adapter, CallContext, HostToolError, tool
 
 MIB = 1024 * 1024
 PAGE = 4096
@@ -141,6 +141,43 @@ class ShowcaseAdapter(Adapter):
         """print() text to stdout (which the host logs) and return it."""
         print(text)
         return text
+
+    @tool
+    def sleep_span(self, ms: int, ctx: CallContext) -> dict[str, float]:
+        """Sleep like ``sleep`` and report when it ran (wall clock): shows calls overlapping on threads."""
+        start = time.time()
+        ctx.sleep(ms / 1000)
+        return {"start": start, "end": time.time()}
+
+    @tool
+    def greet(self, user_id: int, ctx: CallContext) -> str:
+        """Greet a user looked up through the host tool ``lookup_user``."""
+        user = ctx.call_host("lookup_user", {"id": user_id})
+        return f"Hello, {user['name']}!"
+
+    @tool
+    async def greet_async(self, user_id: int, ctx: CallContext) -> str:
+        """``greet`` from an ``async def`` tool, with the awaitable host call."""
+        user = await ctx.call_host_async("lookup_user", {"id": user_id})
+        return f"Hello, {user['name']}!"
+
+    @tool
+    def host_failure(self, name: str, args: dict[str, Any], ctx: CallContext, timeout_s: float | None = None) -> dict[str, Any]:
+        """Call a host tool and report how it failed, as the typed Python exception saw it."""
+        try:
+            return {"ok": True, "result": ctx.call_host(name, args, timeout=timeout_s)}
+        except HostToolError as error:
+            return {"ok": False, "exception": type(error).__name__, "code": error.code, "host_type": error.host_type, "status": error.status}
+
+    @tool
+    def call_host(self, name: str, args: dict[str, Any], ctx: CallContext) -> Any:
+        """Call any host tool and return its result; its failure propagates as a HostToolError."""
+        return ctx.call_host(name, args)
+
+    @tool
+    def recurse(self, ctx: CallContext, level: int = 0) -> int:
+        """Ask the host to run this tool again, forever: shows the host's recursion limit."""
+        return int(ctx.call_host("run_python", {"tool": "recurse", "args": {"level": level + 1}}))
 
     @tool(idempotent=True)
     def environment(self) -> list[str]:

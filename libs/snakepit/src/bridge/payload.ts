@@ -47,18 +47,24 @@ function serializationError(path: string, reason: string): SnakepitError {
 
 /** Arguments become one payload: a Buffer travels as raw bytes, anything else as JSON. */
 export function encodeArgs(args: unknown, maxBytes: number): Payload {
-  if (Buffer.isBuffer(args) || args instanceof Uint8Array) {
-    checkSize(args.byteLength, maxBytes);
-    return { binary: Buffer.from(args.buffer, args.byteOffset, args.byteLength) };
-  }
+  if (Buffer.isBuffer(args) || args instanceof Uint8Array) return encodeValue(args, maxBytes);
   const value = args ?? {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new SnakepitError('INVALID_ARGUMENTS', 'Arguments must be a JSON object of named parameters (or a Buffer)', {
       details: { got: Array.isArray(value) ? 'array' : typeof value },
     });
   }
+  return encodeValue(value, maxBytes);
+}
+
+/** Any value as a payload: a Buffer as raw bytes, anything else as checked JSON. */
+export function encodeValue(value: unknown, maxBytes: number): Payload {
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
+    checkSize(value.byteLength, maxBytes);
+    return { binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
+  }
   assertJsonSafe(value);
-  const json = Buffer.from(JSON.stringify(value));
+  const json = Buffer.from(JSON.stringify(value ?? null));
   checkSize(json.byteLength, maxBytes);
   return { json };
 }

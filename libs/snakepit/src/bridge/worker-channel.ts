@@ -2,6 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { SnakepitError } from '../errors/snakepit-error';
 import type { CallRequest } from './generated/snakepit/bridge/v1/CallRequest';
+import type { ErrorInfo } from './generated/snakepit/bridge/v1/ErrorInfo';
+import type { HostCall__Output } from './generated/snakepit/bridge/v1/HostCall';
+import type { Payload } from './generated/snakepit/bridge/v1/Payload';
+import type { ToolSpec } from './generated/snakepit/bridge/v1/ToolSpec';
 import type { DescribeResponse__Output } from './generated/snakepit/bridge/v1/DescribeResponse';
 import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
 import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
@@ -23,6 +27,9 @@ interface HealthClient {
 }
 
 const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'grpc.health.v1.Health');
+
+/** A running Python tool asks the host to run a host tool; `parentId` is that tool's call id. */
+export type HostCallListener = (parentId: number, call: HostCall__Output) => void;
 
 /** What the channel tells the owner of one call. */
 export interface CallListener {
@@ -51,6 +58,7 @@ export class WorkerChannel {
   private nextId = 1;
   private brokenWith?: SnakepitError;
   private onBroken?: (error: SnakepitError) => void;
+  private onHostCall?: HostCallListener;
 
   constructor(address: string, token: string, maxMessageBytes: number) {
     const { WorkerBridge } = loadBridgePackage().snakepit.bridge.v1;
@@ -83,9 +91,10 @@ export class WorkerChannel {
     });
   }
 
-  /** Opens the data stream; `onBroken` runs once if it ever fails. */
-  open(onBroken: (error: SnakepitError) => void): void {
+  /** Opens the data stream; `onBroken` runs once if it ever fails; `onHostCall` for every HostCall. */
+  open(onBroken: (error: SnakepitError) => void, onHostCall: HostCallListener): void {
     this.onBroken = onBroken;
+    this.onHostCall = onHostCall;
     const stream = this.client.Connect(this.metadata);
     this.stream = stream;
     stream.on('data', (frame: WorkerFrame__Output) => this.dispatch(frame));
@@ -107,6 +116,16 @@ export class WorkerChannel {
     this.inFlight.set(id, listener);
     this.enqueue({ id, call: request });
     return id;
+  }
+
+  /** Tells the worker which host tools its tools may call. */
+  announceHostTools(tools: ToolSpec[]): void {
+    this.enqueue({ id: 0, hostTools: { tools } });
+  }
+
+  /** Answers a HostCall made by the tool running call `parentId`. */
+  replyHostCall(parentId: number, callId: number, outcome: { value: Payload } | { error: ErrorInfo }): void {
+    if (this.inFlight.has(parentId) && !this.brokenWith) this.enqueue({ id: parentId, hostReply: { callId, ...outcome } });
   }
 
   /** Asks the worker to stop a call; it answers with Cancelled once the tool really stopped. */
@@ -138,6 +157,10 @@ export class WorkerChannel {
 
   private dispatch(frame: WorkerFrame__Output): void {
     for (const message of frame.messages) {
+      if (message.kind === 'hostCall') {
+        if (message.hostCall && this.inFlight.has(message.id)) this.onHostCall?.(message.id, message.hostCall);
+        continue;
+      }
       const listener = this.inFlight.get(message.id ?? 0);
       if (!listener) continue; // a late reply to a call already failed locally
       if (message.kind === 'chunk') {

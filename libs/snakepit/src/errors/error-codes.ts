@@ -19,6 +19,7 @@ export const ERROR_TABLE = {
   SHUTTING_DOWN: { numeric: 1013, http: 503, grpc: 14, summary: 'The host is shutting down' },
   PAYLOAD_TOO_LARGE: { numeric: 1014, http: 413, grpc: 8, summary: 'Arguments exceed the size limit' },
   CANCELLED: { numeric: 1015, http: 499, grpc: 1, summary: 'The caller cancelled the call' },
+  HOST_EXCEPTION: { numeric: 1016, http: 500, grpc: 13, summary: 'A host tool called from Python threw (seen by Python as HostToolError)' },
   INTERNAL: { numeric: 1099, http: 500, grpc: 13, summary: 'An unexpected failure inside Snakepit' },
 } as const satisfies Record<string, { numeric: number; http: number; grpc: number; summary: string }>;
 

@@ -21,7 +21,8 @@ export const DEFAULT_INHERITED_ENV = [
 ] as const;
 
 export const POOL_DEFAULTS = {
-  capacityPerWorker: 1,
+  profile: 'process',
+  threadsPerWorker: 4,
   timeoutMs: 30_000,
   maxTimeoutMs: 3_600_000,
   maxQueueSize: 1000,
@@ -58,6 +59,7 @@ export const MODULE_DEFAULTS = {
   transport: 'unix',
   drainTimeoutMs: 10_000,
   stopGraceMs: 5_000,
+  maxHostCallDepth: 4,
 } as const;
 
 export const SESSION_DEFAULTS = {

@@ -15,7 +15,9 @@ function problemsOf(fn: () => unknown): string[] {
 describe('resolveOptions', () => {
   it('applies defaults and resolves the interpreter', () => {
     const resolved = resolveOptions({ python, pools: [{ name: 'default', size: 2, adapter: 'pkg.mod:Adapter' }] });
-    expect(resolved.pools[0]).toMatchObject({ name: 'default', size: 2, capacityPerWorker: 1, timeoutMs: 30_000, maxQueueSize: 1000, python });
+    expect(resolved.pools[0]).toMatchObject({ name: 'default', size: 2, profile: 'process', capacityPerWorker: 1, timeoutMs: 30_000, maxQueueSize: 1000, python });
+    const threaded = resolveOptions({ python, pools: [{ name: 't', size: 1, adapter: 'a:B', profile: 'thread', threadsPerWorker: 8 }] });
+    expect(threaded.pools[0].capacityPerWorker).toBe(8);
     expect(resolved.transport).toBe('unix');
     expect(resolved.inheritEnv).toContain('PATH');
   });

@@ -7,6 +7,8 @@ import type { CircuitBreakerOptions, PoolOptions, SessionOptions, SnakepitModule
 
 export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env' | 'circuitBreaker'>> & {
   env: Record<string, string>;
+  /** Calls one worker runs at once: 1 for the process profile, threadsPerWorker for the thread profile. */
+  capacityPerWorker: number;
   circuitBreaker: Required<CircuitBreakerOptions> | false;
 };
 
@@ -21,6 +23,7 @@ export interface ResolvedOptions {
   watchdog: boolean;
   drainTimeoutMs: number;
   stopGraceMs: number;
+  maxHostCallDepth: number;
   sessions: Required<Omit<SessionOptions, 'store'>> & Pick<SessionOptions, 'store'>;
   exposeTracebacks: boolean;
   cluster?: ClusterOptions;
@@ -92,7 +95,11 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
       circuitBreaker: pool?.circuitBreaker === false ? false : { ...CIRCUIT_BREAKER_DEFAULTS, ...stripUndefined(pool?.circuitBreaker ?? {}) },
     } as ResolvedPoolOptions;
     positiveInteger(problems, `${where}.size`, resolved.size, 1024);
-    positiveInteger(problems, `${where}.capacityPerWorker`, resolved.capacityPerWorker, 1024);
+    if (resolved.profile !== 'process' && resolved.profile !== 'thread') {
+      problems.push(`${where}.profile must be "process" or "thread" (got ${JSON.stringify(resolved.profile)})`);
+    }
+    positiveInteger(problems, `${where}.threadsPerWorker`, resolved.threadsPerWorker, 1024);
+    resolved.capacityPerWorker = resolved.profile === 'thread' ? resolved.threadsPerWorker : 1;
     positiveInteger(problems, `${where}.timeoutMs`, resolved.timeoutMs);
     positiveInteger(problems, `${where}.maxTimeoutMs`, resolved.maxTimeoutMs);
     positiveInteger(problems, `${where}.maxQueueSize`, resolved.maxQueueSize);
@@ -143,6 +150,8 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
   const stopGraceMs = options.stopGraceMs ?? MODULE_DEFAULTS.stopGraceMs;
   positiveInteger(problems, 'drainTimeoutMs', drainTimeoutMs);
   positiveInteger(problems, 'stopGraceMs', stopGraceMs);
+  const maxHostCallDepth = options.maxHostCallDepth ?? MODULE_DEFAULTS.maxHostCallDepth;
+  positiveInteger(problems, 'maxHostCallDepth', maxHostCallDepth, 64);
 
   if (problems.length > 0) throw new SnakepitConfigError(problems);
   return {
@@ -156,6 +165,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     watchdog: options.watchdog ?? MODULE_DEFAULTS.watchdog,
     drainTimeoutMs,
     stopGraceMs,
+    maxHostCallDepth,
     sessions,
     exposeTracebacks: options.exposeTracebacks ?? false,
     cluster: options.cluster,

@@ -13,8 +13,15 @@ export interface PoolOptions {
   python?: string;
   /** Extra environment variables for this pool's workers. */
   env?: Record<string, string>;
-  /** Calls one worker runs at once (default 1: one call per process). */
-  capacityPerWorker?: number;
+  /**
+   * `process` (default): one call at a time per Python process — full isolation,
+   * for any code. `thread`: each process runs up to `threadsPerWorker` calls at
+   * once on threads — for thread-safe code that releases the GIL (numpy, model
+   * inference) or free-threaded Python; the adapter must declare `thread_safe = True`.
+   */
+  profile?: 'process' | 'thread';
+  /** Calls a `thread`-profile worker runs at once (default 4). */
+  threadsPerWorker?: number;
   /** Time budget of a call, queue wait included, unless the call sets its own (default 30 000 ms). */
   timeoutMs?: number;
   /** Upper bound a caller may ask for with `timeoutMs` (default 1 hour). */
@@ -108,6 +115,8 @@ export interface SnakepitModuleOptions {
   stateDir?: string;
   /** Start the watchdog process that kills the workers if this host dies (default true). */
   watchdog?: boolean;
+  /** Deepest Python -> host tool -> Python ... chain allowed (default 4). */
+  maxHostCallDepth?: number;
   /** Time shutdown waits for in-flight calls before stopping workers (default 10 000 ms). */
   drainTimeoutMs?: number;
   /** Time a worker gets between SIGTERM and SIGKILL (default 5 000 ms). */

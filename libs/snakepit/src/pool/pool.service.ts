@@ -19,6 +19,8 @@ import { SessionService } from '../session/session.service';
 import type { SessionDelta } from '../session/session-store';
 import { TelemetryService } from '../telemetry/telemetry.service';
 import { WorkerRuntime } from '../worker/worker-runtime';
+import { currentHostCallDepth } from '../host-tools/call-depth';
+import { HostToolRegistry } from '../host-tools/host-tool.registry';
 import { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './remote-pools';
 import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
 
@@ -99,10 +101,11 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     private readonly runtime: WorkerRuntime,
     private readonly sessions: SessionService,
     private readonly telemetry: TelemetryService,
+    hostTools: HostToolRegistry,
     @Optional() @Inject(SNAKEPIT_REMOTE_POOLS) private readonly remote?: RemotePools,
   ) {
     for (const config of options.pools) {
-      this.pools.set(config.name, new WorkerPool(config, runtime, telemetry, this.logger, options.stopGraceMs));
+      this.pools.set(config.name, new WorkerPool(config, runtime, telemetry, this.logger, options.stopGraceMs, hostTools));
     }
     // In a cluster `default` may live on another node.
     this.defaultPool = this.pools.has('default') || remote ? 'default' : options.pools[0].name;
@@ -246,6 +249,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         session: session && toSessionState(session.state, session.version),
         metadata: options.metadata,
         preferWorkerId: session?.lastWorkerId,
+        hostCallDepth: currentHostCallDepth(),
         signal: options.signal,
         onChunk,
       };

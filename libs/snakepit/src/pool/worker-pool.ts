@@ -12,6 +12,7 @@ import type { ResolvedPoolOptions } from '../options/resolve-options';
 import type { TelemetryService } from '../telemetry/telemetry.service';
 import type { WorkerRecycleReason } from '../telemetry/telemetry-events';
 import { processGroupRss } from '../worker/process-stats';
+import type { HostToolRegistry } from '../host-tools/host-tool.registry';
 import { Worker, type WorkerInfo } from '../worker/worker';
 import type { ProcessExit } from '../worker/worker-process';
 import type { WorkerRuntime } from '../worker/worker-runtime';
@@ -29,6 +30,8 @@ export interface PoolCall {
   metadata?: Record<string, string>;
   /** Affinity hint: the worker that served this session last. */
   preferWorkerId?: string;
+  /** Host-tool hops that led to this call (0 from user code). */
+  hostCallDepth: number;
   signal?: AbortSignal;
   onChunk?: (value: unknown, seq: number) => void;
 }
@@ -113,6 +116,7 @@ export class WorkerPool {
     private readonly telemetry: TelemetryService,
     private readonly logger: Logger,
     private readonly stopGraceMs: number,
+    private readonly hostTools: HostToolRegistry,
   ) {
     this.queue = new RequestQueue(config.maxQueueSize);
     if (config.circuitBreaker) {
@@ -457,6 +461,7 @@ export class WorkerPool {
         session: call.session,
         metadata: call.metadata ?? {},
         stream: call.stream,
+        hostCallDepth: call.hostCallDepth,
       },
       {
         chunk: (message) => {
@@ -555,6 +560,8 @@ export class WorkerPool {
         token: this.runtime.token,
         logger: this.logger,
         registry: this.runtime,
+        hostTools: this.hostTools,
+        hostCallTimeoutMs: this.config.timeoutMs,
         heartbeat: {
           intervalMs: this.config.heartbeatIntervalMs,
           timeoutMs: this.config.heartbeatTimeoutMs,

@@ -2,8 +2,11 @@ import type { Logger } from '@nestjs/common';
 import type { CallListener } from '../bridge/worker-channel';
 import { WorkerChannel } from '../bridge/worker-channel';
 import type { CallRequest } from '../bridge/generated/snakepit/bridge/v1/CallRequest';
+import type { HostCall__Output } from '../bridge/generated/snakepit/bridge/v1/HostCall';
+import { decodePayload, encodeValue } from '../bridge/payload';
+import type { HostToolRegistry } from '../host-tools/host-tool.registry';
 import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
-import { SnakepitError } from '../errors/snakepit-error';
+import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
 import type { WorkerCrashReason } from '../telemetry/telemetry-events';
 import { WorkerProcess, type ProcessExit, type WorkerOutputLine, type WorkerProcessSpec } from './worker-process';
 
@@ -33,6 +36,10 @@ export interface WorkerStartOptions extends WorkerProcessSpec {
   token: string;
   logger: Logger;
   heartbeat: HeartbeatOptions;
+  /** The host tools this worker's Python tools may call. */
+  hostTools: HostToolRegistry;
+  /** Budget of a host call whose Python caller set none (the call's own remaining time is sent when it has one). */
+  hostCallTimeoutMs: number;
   /** Where pids are recorded so that no worker can outlive the host. */
   registry: { track(pid: number, workerId: string): void; untrack(pid: number): void };
   /** Called once when the process exits; `expected` is false for a crash. */
@@ -73,6 +80,8 @@ export class Worker {
   /** False once the data stream broke: the worker takes no call while it dies. */
   private connected = true;
   private idleWaiters: Array<() => void> = [];
+  /** Host calls in progress, by the id of the Python call that made them (aborted when it ends). */
+  private readonly hostCalls = new Map<number, Set<AbortController>>();
 
   private constructor(
     readonly id: string,
@@ -112,6 +121,8 @@ export class Worker {
       const description = await channel.describe(options.startTimeoutMs);
       self.tools = description.tools;
       self.capacity = Math.max(1, description.capacity || options.capacity);
+      const hostToolSpecs = options.hostTools.specs();
+      if (hostToolSpecs.length > 0) channel.announceHostTools(hostToolSpecs);
       channel.open((error) => {
         self.connected = false;
         if (self.state !== 'ready' && self.state !== 'draining') return;
@@ -122,7 +133,7 @@ export class Worker {
           options.logger.warn({ msg: 'worker stream broke; killing it', pool: self.pool, worker_id: self.id, pid: self.pid, reason: error.message });
           self.kill('stream_broken');
         }, STREAM_LOSS_GRACE_MS).unref();
-      });
+      }, (parentId, call) => self.runHostCall(parentId, call, options));
       if (self.process.exitStatus) throw new Error('exited during start');
       self.state = 'ready';
       self.startHeartbeat(options.heartbeat);
@@ -147,15 +158,17 @@ export class Worker {
     if (!this.channel) throw new SnakepitError('WORKER_UNAVAILABLE', `Worker ${this.id} is not connected`);
     this.busy++;
     let released = false;
+    let requestId = 0;
     const release = () => {
       if (!released) {
         released = true;
         this.busy--;
         this.requestsServed++;
+        this.abortHostCalls(requestId);
         if (this.busy === 0) this.notifyIdle();
       }
     };
-    return this.channel.call(request, {
+    requestId = this.channel.call(request, {
       chunk: (message) => listener.chunk(message),
       end: (message) => {
         release();
@@ -166,6 +179,42 @@ export class Worker {
         listener.broken(error.withDetails({ workerId: this.id, pid: this.pid }));
       },
     });
+    return requestId;
+  }
+
+  /** Runs a host tool for the Python call `parentId` and sends the answer back on the stream. */
+  private runHostCall(parentId: number, call: HostCall__Output, options: WorkerStartOptions): void {
+    const aborter = new AbortController();
+    let pending = this.hostCalls.get(parentId);
+    if (!pending) this.hostCalls.set(parentId, (pending = new Set()));
+    pending.add(aborter);
+    const reply = (outcome: Parameters<WorkerChannel['replyHostCall']>[2]) => {
+      pending!.delete(aborter);
+      if (pending!.size === 0) this.hostCalls.delete(parentId);
+      this.channel?.replyHostCall(parentId, call.callId, outcome);
+    };
+    Promise.resolve()
+      .then(() =>
+        options.hostTools.invoke({
+          tool: call.tool,
+          args: (decodePayload(call.args) ?? {}) as Record<string, unknown>,
+          timeoutMs: call.timeoutMs || options.hostCallTimeoutMs,
+          context: { pool: this.pool, workerId: this.id, sessionId: call.sessionId || undefined, depth: call.depth },
+          signal: aborter.signal,
+        }),
+      )
+      .then((value) => reply({ value: encodeValue(value, options.maxMessageBytes) }))
+      .catch((error: unknown) => {
+        const failure = toSnakepitError(error);
+        reply({ error: { code: failure.code, message: failure.message, detailsJson: Buffer.from(safeJson(failure.details)) } });
+      });
+  }
+
+  private abortHostCalls(parentId: number): void {
+    const pending = this.hostCalls.get(parentId);
+    if (!pending) return;
+    this.hostCalls.delete(parentId);
+    for (const aborter of pending) aborter.abort(new Error('the Python call that asked has ended'));
   }
 
   cancel(requestId: number, reason: string): void {
@@ -270,6 +319,14 @@ export class Worker {
     const { level, msg, time: _workerTime, ...fields } = parsed;
     const method = PYTHON_LEVELS[String(level).toLowerCase()] ?? 'log';
     this.logger[method]({ ...fields, msg: String(msg ?? ''), stream, ...context, python_level: level });
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return '{}';
   }
 }
 
