@@ -11,7 +11,7 @@ import { ProcessRegistry } from './process-registry';
 const WATCHDOG_SCRIPT = join(__dirname, 'watchdog.js');
 
 /** Unix socket paths must fit in sockaddr_un (108 bytes on Linux, 104 on macOS). */
-const MAX_SOCKET_PATH = 100;
+export const MAX_SOCKET_PATH = 100;
 
 /**
  * What all workers of one host run share: a run id, the secret every worker
