@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { SnakepitModule, TelemetryLogger } from '@snakepit/nestjs';
+import { hostname } from 'node:os';
+import { SnakepitModule } from '@snakepit/nestjs';
 import { SnakepitMetricsModule } from '@snakepit/nestjs/metrics';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { LoggerModule } from 'nestjs-pino';
@@ -9,6 +10,7 @@ import { SessionsController } from './api/sessions.controller';
 import type { SampleConfig } from './config';
 import { ERROR_BODY_OPTIONS } from './errors/app-exception.filter';
 import { SnakepitGrpcController } from './grpc/snakepit.grpc-controller';
+import { DirectoryHostTools } from './host-tools/directory.host-tools';
 import { HealthModule } from './health/health.module';
 
 @Module({})
@@ -23,6 +25,8 @@ export class AppModule {
             // Requests are logged by the library's call events, not per HTTP hit.
             autoLogging: false,
             quietReqLogger: true,
+            // Worker log lines carry the worker's `pid`; the host's own goes under another key.
+            base: { host_pid: process.pid, hostname: hostname() },
           },
         }),
         SnakepitModule.forRoot({
@@ -40,7 +44,7 @@ export class AppModule {
         HealthModule,
       ],
       controllers: [ExecuteController, SessionsController, PoolsController, SnakepitGrpcController],
-      providers: [{ provide: ERROR_BODY_OPTIONS, useValue: { exposeTracebacks: config.exposeTracebacks } }, TelemetryLogger],
+      providers: [DirectoryHostTools, { provide: ERROR_BODY_OPTIONS, useValue: { exposeTracebacks: config.exposeTracebacks } }],
     };
   }
 }

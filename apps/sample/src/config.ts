@@ -72,6 +72,7 @@ function parsePools(env: NodeJS.ProcessEnv): PoolOptions[] {
     maxPayloadBytes: optionalInteger(env, 'SNAKEPIT_MAX_PAYLOAD_BYTES'),
     // Passed through as given: the library rejects an unknown profile with a clear message.
     profile: (env.SNAKEPIT_PROFILE || undefined) as PoolOptions['profile'],
+    logLevel: (env.SNAKEPIT_PYTHON_LOG_LEVEL || undefined) as PoolOptions['logLevel'],
     threadsPerWorker: optionalInteger(env, 'SNAKEPIT_THREADS_PER_WORKER'),
     ...lifecycleOptions(env),
   };

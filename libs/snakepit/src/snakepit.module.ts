@@ -11,6 +11,7 @@ import { PoolService } from './pool/pool.service';
 import { SessionService } from './session/session.service';
 import { SESSION_STORE } from './session/session-store';
 import { ConfigurableSnakepitModule, SNAKEPIT_MODULE_OPTIONS } from './snakepit.module-definition';
+import { TelemetryLogger } from './telemetry/telemetry-logger';
 import { TelemetryService } from './telemetry/telemetry.service';
 import { WorkerRuntime } from './worker/worker-runtime';
 
@@ -39,6 +40,8 @@ import { WorkerRuntime } from './worker/worker-runtime';
     },
     ...clusterProviders,
     TelemetryService,
+    // Logs the lifecycle events the pool does not log itself (debug/info; quiet at info by default).
+    TelemetryLogger,
     SessionService,
     HostToolRegistry,
     PoolService,

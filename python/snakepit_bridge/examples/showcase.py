@@ -8,6 +8,7 @@ tool is small and deterministic.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import threading
 import time
@@ -178,6 +179,11 @@ class ShowcaseAdapter(Adapter):
     def recurse(self, ctx: CallContext, level: int = 0) -> int:
         """Ask the host to run this tool again, forever: shows the host's recursion limit."""
         return int(ctx.call_host("run_python", {"tool": "recurse", "args": {"level": level + 1}}))
+
+    @tool
+    def log(self, level: str, message: str, ctx: CallContext) -> None:
+        """Write one log record at ``level`` (debug, info, warning, error) through ``ctx.logger``."""
+        ctx.logger.log(logging.getLevelName(level.upper()), message)
 
     @tool(idempotent=True)
     def environment(self) -> list[str]:

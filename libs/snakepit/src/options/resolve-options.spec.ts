@@ -39,6 +39,11 @@ describe('resolveOptions', () => {
     expect(problems.join('\n')).toMatch(/python executable not found: "\/nonexistent\/python3"/);
   });
 
+  it('refuses an option it does not know, instead of ignoring it', () => {
+    const problems = problemsOf(() => resolveOptions({ python, pools: [{ name: 'p', size: 1, adapter: 'a:B', capacityPerWorker: 4 } as never] }));
+    expect(problems).toEqual([expect.stringMatching(/^pools\[0\] \(p\)\.capacityPerWorker is not a pool option/)]);
+  });
+
   it('refuses an empty pool list and duplicate names', () => {
     expect(problemsOf(() => resolveOptions({ pools: [] }))[0]).toMatch(/at least one pool/);
     const problems = problemsOf(() =>

@@ -38,6 +38,8 @@ export class SnakepitConfigError extends Error {
 }
 
 const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+/** Every pool option: a misspelt or retired one is refused rather than silently ignored. */
+const POOL_OPTION_NAMES = new Set(['name', 'size', 'adapter', 'python', 'env', 'circuitBreaker', ...Object.keys(POOL_DEFAULTS)]);
 const ADAPTER = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
 
 /** Finds an executable the way a shell would; returns undefined when there is none. */
@@ -86,6 +88,9 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
       problems.push(`${where}.adapter is missing: give the adapter class as "module:Class"`);
     } else if (!ADAPTER.test(pool.adapter)) {
       problems.push(`${where}.adapter must look like "package.module:Class" (got ${JSON.stringify(pool.adapter)})`);
+    }
+    for (const key of Object.keys(pool ?? {})) {
+      if (!POOL_OPTION_NAMES.has(key)) problems.push(`${where}.${key} is not a pool option (known: ${[...POOL_OPTION_NAMES].join(', ')})`);
     }
     const resolved: ResolvedPoolOptions = {
       ...POOL_DEFAULTS,

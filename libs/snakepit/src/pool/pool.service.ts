@@ -21,6 +21,8 @@ import { TelemetryService } from '../telemetry/telemetry.service';
 import { WorkerRuntime } from '../worker/worker-runtime';
 import { currentHostCallDepth } from '../host-tools/call-depth';
 import { HostToolRegistry } from '../host-tools/host-tool.registry';
+import type { WorkerHealthCheck, WorkerHealthProbe } from '../health/workers.health';
+import { CallTracer } from '../telemetry/call-tracer';
 import { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './remote-pools';
 import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
 
@@ -90,8 +92,9 @@ const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
  * application and drains and stops them (no process left behind) when it shuts down.
  */
 @Injectable()
-export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, WorkerHealthProbe {
   private readonly logger = new Logger('Snakepit');
+  private readonly tracer = new CallTracer();
   private readonly pools = new Map<string, WorkerPool>();
   private readonly defaultPool: string;
   private shuttingDown = false;
@@ -223,7 +226,26 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     return this.remote.has(name) ? name : undefined;
   }
 
-  private async run<T>(
+  /** Every live worker's answer to a grpc.health.v1 check, across pools. */
+  async checkWorkerHealth(timeoutMs: number): Promise<WorkerHealthCheck[]> {
+    const perPool = await Promise.all([...this.pools.values()].map((pool) => pool.checkWorkerHealth(timeoutMs)));
+    return perPool.flat();
+  }
+
+  /** One span per call (a no-op without an OpenTelemetry SDK); its context travels to Python in the metadata. */
+  private run<T>(
+    tool: string,
+    args: unknown,
+    options: ExecuteOptions,
+    stream: boolean,
+    onChunk?: (value: unknown, seq: number) => void,
+  ): Promise<ExecuteResult<T>> {
+    return this.tracer.trace({ pool: options.pool ?? this.defaultPool, tool, sessionId: options.sessionId, stream, metadata: options.metadata }, (metadata) =>
+      this.runCall<T>(tool, args, { ...options, metadata }, stream, onChunk),
+    );
+  }
+
+  private async runCall<T>(
     tool: string,
     args: unknown,
     options: ExecuteOptions,
@@ -272,6 +294,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         pool: poolName,
         tool,
         workerId: outcome.workerId,
+        pid: outcome.pid,
+        requestId: outcome.requestId,
         sessionId: options.sessionId,
         durationMs,
         outcome: 'ok',
@@ -283,6 +307,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         pool: poolName,
         tool,
         workerId: error.details.workerId as string | undefined,
+        pid: error.details.pid as number | undefined,
+        requestId: error.details.requestId as number | undefined,
         sessionId: options.sessionId,
         durationMs: performance.now() - started,
         outcome: 'error',

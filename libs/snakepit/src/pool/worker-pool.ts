@@ -12,6 +12,7 @@ import type { ResolvedPoolOptions } from '../options/resolve-options';
 import type { TelemetryService } from '../telemetry/telemetry.service';
 import type { WorkerRecycleReason } from '../telemetry/telemetry-events';
 import { processGroupRss } from '../worker/process-stats';
+import type { WorkerHealthCheck } from '../health/workers.health';
 import type { HostToolRegistry } from '../host-tools/host-tool.registry';
 import { Worker, type WorkerInfo } from '../worker/worker';
 import type { ProcessExit } from '../worker/worker-process';
@@ -41,6 +42,8 @@ export interface PoolCallOutcome {
   delta?: SessionDelta__Output;
   workerId: string;
   pid: number;
+  /** The call's id on its worker's stream (it appears in the worker's logs too). */
+  requestId: number;
 }
 
 export interface PoolInfo {
@@ -294,6 +297,19 @@ export class WorkerPool {
     return true;
   }
 
+  /** Every live worker's answer to a grpc.health.v1 check (for readiness probes). */
+  checkWorkerHealth(timeoutMs: number): Promise<WorkerHealthCheck[]> {
+    return Promise.all(
+      [...this.workers.values()].map((worker) => {
+        const identity = { pool: this.name, workerId: worker.id, pid: worker.pid };
+        return worker.checkHealth(timeoutMs).then(
+          (status) => ({ ...identity, status }),
+          (error: Error) => ({ ...identity, error: error.message }),
+        );
+      }),
+    );
+  }
+
   /** Recycles one worker by id (on demand). */
   recycleWorker(workerId: string): Promise<boolean> {
     const worker = this.workers.get(workerId);
@@ -427,7 +443,8 @@ export class WorkerPool {
     let graceTimer: NodeJS.Timeout | undefined;
     // Declared before dispatch: a broken channel answers synchronously, before any timer exists.
     let deadlineTimer: NodeJS.Timeout | undefined;
-    const context = { pool: this.name, tool: call.tool, workerId: worker.id, pid: worker.pid, sessionId: call.sessionId };
+    // Error details and logs of this call; requestId joins once the stream assigned it.
+    const context: Record<string, unknown> = { pool: this.name, tool: call.tool, workerId: worker.id, pid: worker.pid, sessionId: call.sessionId };
     const finish = (): boolean => {
       if (settled) return false;
       settled = true;
@@ -442,7 +459,16 @@ export class WorkerPool {
       worker.cancel(requestId, error.code);
       graceTimer = setTimeout(() => {
         this.telemetry.emit('worker.cancel_unconfirmed', { pool: this.name, workerId: worker.id, pid: worker.pid, graceMs: this.config.cancelGraceMs });
-        this.logger.warn({ msg: 'worker did not confirm a cancelled call; replacing it', ...context, grace_ms: this.config.cancelGraceMs });
+        this.logger.warn({
+          msg: 'worker did not confirm a cancelled call; replacing it',
+          pool: this.name,
+          tool: call.tool,
+          worker_id: worker.id,
+          pid: worker.pid,
+          session_id: call.sessionId,
+          request_id: requestId,
+          grace_ms: this.config.cancelGraceMs,
+        });
         worker.kill('cancel_unconfirmed');
       }, this.config.cancelGraceMs);
     };
@@ -482,6 +508,7 @@ export class WorkerPool {
         },
       },
     );
+    context.requestId = requestId;
     if (settled) return;
     deadlineTimer = setTimeout(
       () =>
@@ -515,7 +542,7 @@ export class WorkerPool {
           );
           return;
         }
-        settle.resolve({ value, delta: message.result?.session ?? undefined, workerId: worker.id, pid: worker.pid });
+        settle.resolve({ value, delta: message.result?.session ?? undefined, workerId: worker.id, pid: worker.pid, requestId: context.requestId as number });
         return;
       }
       case 'error': {

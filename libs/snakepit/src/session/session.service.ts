@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { assertJsonSafe } from '../bridge/payload';
 import { SnakepitError } from '../errors/snakepit-error';
@@ -34,7 +34,7 @@ const MAX_METADATA_BYTES = 64 * 1024;
  * are applied atomically, so a session outlives any worker that served it.
  */
 @Injectable()
-export class SessionService implements OnModuleInit, OnModuleDestroy {
+export class SessionService implements OnModuleInit, OnApplicationShutdown {
   private sweepTimer?: NodeJS.Timeout;
 
   constructor(
@@ -48,7 +48,8 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     this.sweepTimer.unref();
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /** Last, after pools drained: calls finishing during the drain still commit their session changes. */
+  async onApplicationShutdown(): Promise<void> {
     clearInterval(this.sweepTimer);
     await this.store.close();
   }

@@ -82,9 +82,10 @@ export class ProcessRegistry {
     const previous = readRegistry(this.path);
     const killed: RegisteredProcess[] = [];
     if (previous) {
-      if (previous.host.pid !== process.pid && isSameProcess(previous.host)) {
+      // A live owner, even this very process (a second Snakepit module in one app), is never cleaned up after.
+      if (previous.runId !== this.runId && isSameProcess(previous.host)) {
         throw new Error(
-          `Another live host (pid ${previous.host.pid}) owns ${this.path}; give each host process its own instanceName`,
+          `Another live Snakepit host (pid ${previous.host.pid}, run ${previous.runId}) owns ${this.path}; give each its own instanceName`,
         );
       }
       for (const entry of previous.workers) if (killRecordedGroup(entry)) killed.push(entry);

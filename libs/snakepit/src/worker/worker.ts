@@ -230,6 +230,12 @@ export class Worker {
     await this.process.stop(graceMs);
   }
 
+  /** One grpc.health.v1 check over the worker's own channel (with the run's token). */
+  checkHealth(timeoutMs: number): Promise<string> {
+    if (!this.channel) return Promise.reject(new Error(`worker ${this.id} is not connected`));
+    return this.channel.checkHealth(timeoutMs);
+  }
+
   /** Resolves once no call runs on this worker (at once if none does). */
   whenIdle(): Promise<void> {
     if (this.busy === 0) return Promise.resolve();
@@ -269,7 +275,7 @@ export class Worker {
     this.heartbeatTimer = setInterval(() => {
       if (inFlight || !this.channel || (this.state !== 'ready' && this.state !== 'draining')) return;
       inFlight = true;
-      this.channel.checkHealth(options.timeoutMs).then(
+      this.checkHealth(options.timeoutMs).then(
         (status) => {
           inFlight = false;
           if (status === 'SERVING') missed = 0;
