@@ -1,0 +1,123 @@
+import { Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import Redis, { ReplyError, type RedisOptions } from 'ioredis';
+import { SnakepitError } from '../../errors/snakepit-error';
+import type { ResolvedClusterOptions } from '../cluster-options';
+
+/** Longest a node waits for Redis at start before it starts without it (and keeps reconnecting). */
+const FIRST_CONNECT_WAIT_MS = 5_000;
+/** Reconnect delays grow by this per attempt up to the cap: Redis coming back is noticed within a second. */
+const RECONNECT_STEP_MS = 100;
+const RECONNECT_CAP_MS = 1_000;
+/** Replies meaning "not now" (restarting, failing over, busy), not "never". */
+const TRANSIENT_REPLY = /^(LOADING|READONLY|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN)\b/;
+
+/**
+ * The node's Redis connections: one for commands, one for pub/sub. While Redis
+ * is unreachable a command fails at once (no offline queue, no retries) with a
+ * SnakepitError naming Redis; ioredis reconnects in the background, so
+ * everything recovers by itself when Redis returns.
+ */
+export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
+  readonly client: Redis;
+  private readonly subscribers: Redis[] = [];
+  private readonly logger = new Logger('SnakepitCluster');
+  private up = false;
+  private closing = false;
+
+  constructor(private readonly options: ResolvedClusterOptions) {
+    this.client = this.connect('commands', {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.redisCommandTimeoutMs,
+    });
+    this.client.on('ready', () => this.setUp(true));
+    this.client.on('close', () => this.setUp(false));
+  }
+
+  async onModuleInit(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.client.once('ready', resolve));
+    this.client.connect().catch(() => undefined); // failures are retried by ioredis and logged by setUp
+    const waited = await Promise.race([ready.then(() => true), delay(FIRST_CONNECT_WAIT_MS).then(() => false)]);
+    if (!waited) this.logger.warn({ msg: 'Redis unreachable at start: session and remote calls fail until it answers', redis: redact(this.options.redis) });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    await Promise.all([this.client, ...this.subscribers].map((connection) => quit(connection)));
+  }
+
+  /**
+   * Calls `onMessage` for every message on `channel`, on a dedicated connection
+   * that re-subscribes by itself after a reconnect.
+   */
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<void> {
+    const subscriber = this.connect('subscriber', { enableOfflineQueue: true, autoResubscribe: true });
+    this.subscribers.push(subscriber);
+    subscriber.on('message', (from: string, message: string) => {
+      if (from === channel) onMessage(message);
+    });
+    subscriber.connect().catch(() => undefined);
+    await subscriber.subscribe(channel);
+  }
+
+  /**
+   * Runs `operation`. When Redis cannot serve it (down, unreachable, too slow,
+   * loading or failing over) it fails with WORKER_UNAVAILABLE, reason
+   * `redis_unreachable`; any other refusal by Redis is an INTERNAL error.
+   */
+  async guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof SnakepitError) throw error;
+      const message = (error as Error).message;
+      if (error instanceof ReplyError && !TRANSIENT_REPLY.test(message)) {
+        throw new SnakepitError('INTERNAL', `Redis refused ${operation}: ${message}`, { details: { operation }, cause: error });
+      }
+      throw new SnakepitError('WORKER_UNAVAILABLE', `Redis is unreachable (${operation}): ${message}`, {
+        details: { reason: 'redis_unreachable', operation },
+        cause: error,
+      });
+    }
+  }
+
+  private connect(role: string, extra: RedisOptions): Redis {
+    const connection = new Redis(this.options.redis, {
+      lazyConnect: true,
+      connectionName: `snakepit:${this.options.nodeId}:${role}`,
+      connectTimeout: Math.max(this.options.redisCommandTimeoutMs, 1_000),
+      retryStrategy: (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_CAP_MS),
+      ...extra,
+    });
+    // Without a listener ioredis prints every failed reconnect; state changes are logged by setUp.
+    connection.on('error', () => undefined);
+    return connection;
+  }
+
+  private setUp(up: boolean): void {
+    if (up === this.up) return;
+    this.up = up;
+    if (this.closing) return;
+    if (up) this.logger.log({ msg: 'Redis connected', redis: redact(this.options.redis) });
+    else this.logger.warn({ msg: 'Redis connection lost; reconnecting', redis: redact(this.options.redis) });
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+async function quit(connection: Redis): Promise<void> {
+  if (connection.status === 'end') return;
+  try {
+    await Promise.race([connection.quit(), delay(500)]);
+  } catch {
+    // already closing
+  }
+  connection.disconnect();
+}
+
+/** The URL without its password, for logs. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
+}
