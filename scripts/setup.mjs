@@ -91,6 +91,7 @@ step(
 const protoTypeTargets = [
   { name: 'ts-bridge-types', proto: 'snakepit/bridge/v1/bridge.proto', out: 'libs/snakepit/src/bridge/generated' },
   { name: 'ts-api-types', proto: 'snakepit/v1/snakepit.proto', out: 'apps/sample/src/generated' },
+  { name: 'ts-cluster-types', proto: 'snakepit/cluster/v1/cluster.proto', out: 'libs/snakepit/src/cluster/generated' },
 ];
 for (const target of protoTypeTargets) {
   const outDir = join(root, target.out);

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snakepitClient } from '../helpers/grpc-client';
@@ -158,6 +158,9 @@ describe('structured errors and hostile input', () => {
     });
 
     it('10,000 concurrent requests against a pool of 2: bounded queue answers 429, the host stays up and serves again', async () => {
+      // All 10,000 are issued at once; the client opens up to 1,000 connections at a time, so the test
+      // measures the server's queue rather than the kernel's listen backlog (511 pending connections).
+      const sockets = new Agent({ keepAlive: true, maxSockets: 1000 });
       // Outcome per call: "200", or "<status> <code>" for a structured refusal.
       const outcomes = new Map<string, number>();
       const count = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
@@ -165,7 +168,7 @@ describe('structured errors and hostile input', () => {
         new Promise<void>((resolve) => {
           const payload = JSON.stringify({ tool: 'sleep', args: { ms: 5 } });
           const req = request(
-            { host: '127.0.0.1', port: app.port, path: '/api/execute', method: 'POST', agent: false, headers: { 'content-type': 'application/json' } },
+            { host: '127.0.0.1', port: app.port, path: '/api/execute', method: 'POST', agent: sockets, headers: { 'content-type': 'application/json' } },
             (res) => {
               let text = '';
               res.setEncoding('utf8');
@@ -183,6 +186,7 @@ describe('structured errors and hostile input', () => {
           req.end(payload);
         });
       await Promise.all(Array.from({ length: 10_000 }, once));
+      sockets.destroy();
       expect([...outcomes.values()].reduce((a, b) => a + b, 0)).toBe(10_000);
       expect(outcomes.get('200')).toBeGreaterThan(0);
       expect(outcomes.get('429 QUEUE_FULL')).toBeGreaterThan(0);

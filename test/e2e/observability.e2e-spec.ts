@@ -45,11 +45,11 @@ function jsonLogs(app: SampleApp): Array<Record<string, unknown>> {
 const readyWorker = (app: SampleApp) => eventually(async () => (await app.workers()).find((w) => w.state === 'ready'));
 const busyWorker = (app: SampleApp) => eventually(async () => (await app.workers()).find((w) => w.busy > 0));
 
-/** Waits until GET /health/ready answers `status`, and returns that answer. */
-const readiness = (app: SampleApp, status: number, timeoutMs?: number) =>
+/** Waits until GET /health/ready answers `status` (and, if given, `when` holds of its body), and returns that answer. */
+const readiness = (app: SampleApp, status: number, timeoutMs?: number, when: (body: any) => boolean = () => true) =>
   eventually(async () => {
     const response = await app.request('GET', '/health/ready');
-    return response.status === status ? response : undefined;
+    return response.status === status && when(response.body) ? response : undefined;
   }, timeoutMs);
 
 /** Waits until the gRPC port's grpc.health.v1 status for the whole server is `status`. */
@@ -195,7 +195,8 @@ describe('observability: readiness through a crash loop', () => {
         await readyWorker(app);
         expect((await app.execute('crash')).status).toBe(502);
       }
-      const down = await readiness(app, 503);
+      // The pool notices the crash loop when the worker's exit is reported, a moment after the call failed.
+      const down = await readiness(app, 503, undefined, (body) => body.error?.pools?.failing?.default?.includes('crash-looping'));
       expect(down.body.error.pools).toMatchObject({ status: 'down', failing: { default: ['no ready worker', 'crash-looping'] } });
       expect(metric(await scrape(app), 'snakepit_pool_crash_looping', { pool: 'default' })).toBe(1);
       await grpcStatus(grpcHealth, 'NOT_SERVING');

@@ -214,7 +214,7 @@ export class WorkerPool {
 
   info(): PoolInfo {
     const workers = [...this.workers.values()];
-    const ready = workers.filter((w) => w.state === 'ready');
+    const ready = workers.filter((w) => w.isServing);
     return {
       name: this.name,
       size: this.config.size,

@@ -94,8 +94,13 @@ export class Worker {
     return this.process.pid;
   }
 
+  /** Ready and still connected: it can take calls (a worker whose stream broke is on its way out). */
+  get isServing(): boolean {
+    return this.state === 'ready' && this.connected;
+  }
+
   get hasFreeSlot(): boolean {
-    return this.state === 'ready' && this.connected && this.busy < this.capacity;
+    return this.isServing && this.busy < this.capacity;
   }
 
   /** Spawns a worker and resolves once it answered a round trip; on failure nothing is left running. */

@@ -10,7 +10,7 @@ function roundTrip<In, Out>(method: 'Execute' | 'ExecuteStream', side: 'request'
   return (side === 'request' ? definition.requestDeserialize(bytes) : definition.responseDeserialize(bytes)) as Out;
 }
 
-describe('cluster wire messages (hand-written types vs cluster.proto)', () => {
+describe('cluster wire messages through cluster.proto', () => {
   it('carries every field of a forwarded call', () => {
     const call: Required<Omit<ForwardedCall, '_timeoutMs'>> = {
       tool: 'predict',
