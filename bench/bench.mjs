@@ -248,7 +248,7 @@ async function sectionThroughput() {
       const bidiThreads = await start('raw-bidi-threads', () => rawPool({ n, kind: 'bidi', dispatch: 'threads', socketDir, tag: `t${n}` }));
       const unary = await start('raw-unary', () => rawPool({ n, kind: 'unary', socketDir, tag: `u${n}` }));
       const shell = await start('pyshell', () => pyshellPool(n));
-      const sp = await start('snakepit', () => startSnakepit({ size: n, capacityPerWorker: CAPACITY, ...SP_EXTRA }));
+      const sp = await start('snakepit', () => startSnakepit({ size: n, threadsPerWorker: CAPACITY, ...SP_EXTRA }));
       const sp1 = await start('snakepit-process', () => startSnakepit({ size: n, ...SP_EXTRA }));
       /** @type {{ tool: string, n: number, c: number, cases: Case[] }[]} */
       const groups = [];
@@ -465,7 +465,7 @@ async function sectionStream() {
   log('stream: starting a raw grpcio worker and a Snakepit pool of 1');
   const raw = await spawnRawWorker({ address: `unix://${path.join(socketDir, 'stream.sock')}` });
   const conn = new UnaryConn(raw.address);
-  const sp = await startSnakepit({ size: 1, capacityPerWorker: CAPACITY, ...SP_EXTRA });
+  const sp = await startSnakepit({ size: 1, threadsPerWorker: CAPACITY, ...SP_EXTRA });
   try {
     /** @type {Record<string, { run: () => Promise<number>, pids: number[] }>} */
     const kinds = {

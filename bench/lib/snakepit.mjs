@@ -28,7 +28,7 @@ export const SHOWCASE = 'snakepit_bridge.examples.showcase:ShowcaseAdapter';
 /**
  * @typedef {object} SnakepitPoolSpec
  * @property {number} size
- * @property {number} [capacityPerWorker] >1: the `thread` profile with this many threads per worker
+ * @property {number} [threadsPerWorker] >1: the `thread` profile with this many threads per worker
  * @property {number} [startConcurrency]
  * @property {string} [socketDir]
  * @property {Record<string, string>} [env]      extra environment for the workers
@@ -45,10 +45,9 @@ export async function startSnakepit(spec) {
     name: 'default',
     size: spec.size,
     adapter: SHOWCASE,
-    // Calls one worker runs at once. Current option names: profile 'thread' + threadsPerWorker;
-    // capacityPerWorker is what earlier versions read (harmless where it is ignored).
-    ...(spec.capacityPerWorker && spec.capacityPerWorker > 1
-      ? { profile: /** @type {const} */ ('thread'), threadsPerWorker: spec.capacityPerWorker, capacityPerWorker: spec.capacityPerWorker }
+    // Calls one worker runs at once: above 1, the `thread` profile with that many threads.
+    ...(spec.threadsPerWorker && spec.threadsPerWorker > 1
+      ? { profile: /** @type {const} */ ('thread'), threadsPerWorker: spec.threadsPerWorker }
       : {}),
     ...(spec.startConcurrency ? { startConcurrency: spec.startConcurrency } : {}),
     // A closed loop at c=64 on a pool of 1 x 2 ms calls queues for ~130 ms: far below these.
