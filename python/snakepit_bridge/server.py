@@ -289,6 +289,8 @@ class _Connection:
         if tool.is_async:
             call.task = self._loop.create_task(self._run_async(call))
             call.task.add_done_callback(lambda task: self._async_done(call, task))
+        elif tool.inline:
+            self._run_sync(call)  # on the loop thread: its reply joins the frame being built
         else:
             call.future = self._bridge.submit(self._run_sync, call)
 

@@ -265,3 +265,26 @@ def test_load_adapter() -> None:
 def test_load_adapter_errors(spec: str, message: str) -> None:
     with pytest.raises(AdapterLoadError, match=message.replace("(", r"\(")):
         load_adapter(spec)
+
+
+def test_inline_is_for_plain_sync_tools_only() -> None:
+    class Cheap(Adapter):
+        @tool(inline=True)
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    assert discover_tools(Cheap)["add"].inline is True
+
+    with pytest.raises(TypeError, match="inline=True is for plain sync tools only"):
+
+        class Streaming(Adapter):
+            @tool(inline=True)
+            def count(self) -> Iterator[int]:
+                yield 1
+
+    with pytest.raises(TypeError, match="inline=True is for plain sync tools only"):
+
+        class Awaiting(Adapter):
+            @tool(inline=True)
+            async def wait(self) -> None:
+                return None

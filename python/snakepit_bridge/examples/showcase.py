@@ -39,17 +39,17 @@ class ShowcaseAdapter(Adapter):
     def teardown(self) -> None:
         self._held.clear()
 
-    @tool(idempotent=True)
+    @tool(idempotent=True, inline=True)
     def ping(self) -> str:
         """Answer "pong": the cheapest round trip."""
         return "pong"
 
-    @tool(idempotent=True)
+    @tool(idempotent=True, inline=True)
     def echo(self, value: Any) -> Any:
         """Return the value unchanged (a JSON round trip)."""
         return value
 
-    @tool(idempotent=True)
+    @tool(idempotent=True, inline=True)
     def add(self, a: float, b: float) -> float:
         """Add two numbers; integers stay integers."""
         return a + b
