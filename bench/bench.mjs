@@ -250,6 +250,10 @@ async function sectionThroughput() {
       const shell = await start('pyshell', () => pyshellPool(n));
       const sp = await start('snakepit', () => startSnakepit({ size: n, threadsPerWorker: CAPACITY, ...SP_EXTRA }));
       const sp1 = await start('snakepit-process', () => startSnakepit({ size: n, ...SP_EXTRA }));
+      // The default process profile with calls pipelined to busy workers, so they share gRPC messages.
+      const spPipe = await start('snakepit-pipelined', () =>
+        startSnakepit({ size: n, ...SP_EXTRA, poolOptions: { pipelineDepth: CAPACITY, ...SP_EXTRA.poolOptions } }),
+      );
       /** @type {{ tool: string, n: number, c: number, cases: Case[] }[]} */
       const groups = [];
       /** @type {ReturnType<typeof sessionCall> | null} */
@@ -264,6 +268,7 @@ async function sectionThroughput() {
         raw('pyshell', shell);
         if (sp) base.push({ kase: 'snakepit', fn: toolCall(sp.call, tool, true), workerPids: sp.pids });
         if (sp1) base.push({ kase: 'snakepit-process', fn: toolCall(sp1.call, tool, true), workerPids: sp1.pids });
+        if (spPipe) base.push({ kase: 'snakepit-pipelined', fn: toolCall(spPipe.call, tool, true), workerPids: spPipe.pids });
         // A 2 ms tool completes in bursts at c=64 (64 x 2 ms = 128 ms per round trip of the
         // closed loop on one worker): a longer window keeps the count from being a few bursts.
         if (tool === 'cpu') {

@@ -429,7 +429,8 @@ class WorkerBridge(pb_grpc.WorkerBridgeServicer):
         self.tools: dict[str, tuple[ToolDefinition, Callable[..., Any]]] = {
             name: (definition, getattr(adapter, definition.attribute)) for name, definition in tools.items()
         }
-        # Sync tools run here; the host never sends more than `capacity` calls at once.
+        # Sync tools run here, `capacity` at a time; calls the host pipelines beyond
+        # that (its pipelineDepth) wait in this executor's queue, cancellable there.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="tool")
         self._running: set[concurrent.futures.Future[None]] = set()
         self._running_lock = threading.Lock()

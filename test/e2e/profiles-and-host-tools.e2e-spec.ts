@@ -1,4 +1,11 @@
-import { startSampleApp, type SampleApp } from '../helpers/sample-app';
+import { eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
+
+/** Waits until the default pool's info satisfies `check`, and returns it. */
+const eventuallyPool = (app: SampleApp, check: (info: any) => boolean) =>
+  eventually(async () => {
+    const info = (await app.request('GET', '/api/pools')).body.pools[0];
+    return check(info) ? info : undefined;
+  });
 
 jest.setTimeout(60_000);
 
@@ -28,6 +35,27 @@ describe('worker profiles', () => {
     try {
       const result = (await spans(app, 4)).sort((a, b) => a.start - b.start);
       for (let i = 1; i < result.length; i++) expect(result[i].start).toBeGreaterThanOrEqual(result[i - 1].end);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('pipelining: calls sent ahead to a busy process worker run one by one there, and a timed-out one is dropped from its queue', async () => {
+    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_PIPELINE_DEPTH: '8' });
+    try {
+      const calls = Array.from({ length: 6 }, () => app.execute('sleep_span', { ms: 200 }));
+      const pool = await eventuallyPool(app, (info) => info.workers[0].busy === 6);
+      expect(pool.queueDepth).toBe(0); // they wait in the worker, not in the pool's queue
+      const result = (await Promise.all(calls)).map((r) => r.body.result as { start: number; end: number }).sort((a, b) => a.start - b.start);
+      for (let i = 1; i < result.length; i++) expect(result[i].start).toBeGreaterThanOrEqual(result[i - 1].end);
+
+      const long = app.execute('sleep', { ms: 1500 });
+      await eventuallyPool(app, (info) => info.workers[0].busy === 1);
+      const dropped = await app.execute('sleep', { ms: 10 }, { timeoutMs: 300 });
+      expect(dropped.body.error.code).toBe('TIMEOUT');
+      // The worker confirmed the queued call's cancel at once: only the long call holds a slot.
+      await eventuallyPool(app, (info) => info.workers[0].busy === 1);
+      expect((await long).status).toBe(200);
     } finally {
       await app.stop();
     }

@@ -74,6 +74,7 @@ function parsePools(env: NodeJS.ProcessEnv): PoolOptions[] {
     profile: (env.SNAKEPIT_PROFILE || undefined) as PoolOptions['profile'],
     logLevel: (env.SNAKEPIT_PYTHON_LOG_LEVEL || undefined) as PoolOptions['logLevel'],
     threadsPerWorker: optionalInteger(env, 'SNAKEPIT_THREADS_PER_WORKER'),
+    pipelineDepth: optionalInteger(env, 'SNAKEPIT_PIPELINE_DEPTH'),
     ...lifecycleOptions(env),
   };
   const spec = env.SNAKEPIT_POOLS || `default:${integer(env, 'SNAKEPIT_POOL_SIZE', 2)}`;

@@ -23,6 +23,7 @@ export const DEFAULT_INHERITED_ENV = [
 export const POOL_DEFAULTS = {
   profile: 'process',
   threadsPerWorker: 4,
+  pipelineDepth: 0,
   timeoutMs: 30_000,
   maxTimeoutMs: 3_600_000,
   maxQueueSize: 1000,

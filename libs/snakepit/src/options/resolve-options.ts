@@ -122,7 +122,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     positiveInteger(problems, `${where}.crashLoopWindowMs`, resolved.crashLoopWindowMs);
     positiveInteger(problems, `${where}.crashLoopCooldownMs`, resolved.crashLoopCooldownMs);
     positiveInteger(problems, `${where}.lifecycleCheckIntervalMs`, resolved.lifecycleCheckIntervalMs);
-    for (const field of ['workerTtlMs', 'maxRequestsPerWorker', 'memoryThresholdMb', 'memoryLimitMb'] as const) {
+    for (const field of ['workerTtlMs', 'maxRequestsPerWorker', 'memoryThresholdMb', 'memoryLimitMb', 'pipelineDepth'] as const) {
       nonNegativeInteger(problems, `${where}.${field}`, resolved[field]);
     }
     if (resolved.circuitBreaker) {

@@ -360,6 +360,13 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * The worker for the next call: the session's worker if it has a free slot,
+   * else the least busy one with a free slot. With `pipelineDepth`, once every
+   * slot is taken a call may still go to the least busy worker, to wait in that
+   * worker's own queue: calls then share gRPC messages instead of crossing one
+   * at a time, at the price of waiting behind that worker's current call.
+   */
   private pickWorker(preferWorkerId?: string): Worker | undefined {
     if (preferWorkerId) {
       const preferred = this.workers.get(preferWorkerId);
@@ -367,9 +374,10 @@ export class WorkerPool {
     }
     let best: Worker | undefined;
     for (const worker of this.workers.values()) {
-      if (worker.hasFreeSlot && (!best || worker.busy < best.busy)) best = worker;
+      if (worker.isServing && (!best || worker.busy < best.busy)) best = worker;
     }
-    return best;
+    if (!best) return undefined;
+    return best.busy < best.capacity + this.config.pipelineDepth ? best : undefined;
   }
 
   private enqueue(call: PoolCall, deadline: number, settle: Settle): void {
