@@ -1,5 +1,5 @@
 import { Test, type TestingModule } from '@nestjs/testing';
-import { PoolService, SnakepitModule, type SnakepitError } from '@snakepit/nestjs';
+import { PoolService, SnakepitModule, TelemetryService, type SnakepitError } from '@snakepit/nestjs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/sample-app';
 
@@ -46,13 +46,22 @@ describe('cookbook recipes', () => {
   });
 
   it('model serving: loaded once per worker, predictions served concurrently on threads', async () => {
+    const slots: string[] = [];
+    const subscription = moduleRef
+      .get(TelemetryService)
+      .on('pool.checkout', 'pool.checkin')
+      .subscribe((event) => slots.push(`${event.name}:${event.data.pool}`));
     const predictions = await Promise.all(
       Array.from({ length: 8 }, (_, i) => pools.execute<number[]>('predict', { rows: [[i, 0], [0, i]] }, { pool: 'models' })),
     );
+    subscription.unsubscribe();
     predictions.forEach(({ result }, i) => {
       expect(result[0]).toBeCloseTo(3 * i + 1, 4);
       expect(result[1]).toBeCloseTo(-2 * i + 1, 4);
     });
+    // Every call took a slot and gave it back.
+    expect(slots.filter((s) => s === 'pool.checkout:models')).toHaveLength(8);
+    expect(slots.filter((s) => s === 'pool.checkin:models')).toHaveLength(8);
     const infos = await Promise.all([1, 2, 3].map(() => pools.execute<{ pid: number; loaded_at: number; coef: number[] }>('model_info', {}, { pool: 'models' })));
     expect(new Set(infos.map((info) => `${info.result.pid}:${info.result.loaded_at}`)).size).toBe(1);
     expect(infos[0].result.coef.map((c) => Math.round(c))).toEqual([3, -2, 1]);

@@ -482,6 +482,7 @@ export class WorkerPool {
     };
     const ended = () => {
       clearTimeout(graceTimer);
+      this.telemetry.emit('pool.checkin', { pool: this.name, workerId: worker.id, tool: call.tool, busy: worker.busy });
       const { maxRequestsPerWorker } = this.config;
       if (maxRequestsPerWorker > 0 && worker.requestsServed >= maxRequestsPerWorker) void this.recycle(worker, 'max_requests');
       this.pump();
@@ -517,6 +518,7 @@ export class WorkerPool {
       },
     );
     context.requestId = requestId;
+    this.telemetry.emit('pool.checkout', { pool: this.name, workerId: worker.id, tool: call.tool, busy: worker.busy });
     if (settled) return;
     deadlineTimer = setTimeout(
       () =>

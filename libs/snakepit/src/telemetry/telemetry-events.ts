@@ -4,6 +4,10 @@
  */
 export interface TelemetryEventMap {
   'pool.ready': { pool: string; workers: number; durationMs: number };
+  /** A call took a slot on a worker. */
+  'pool.checkout': { pool: string; workerId: string; tool: string; busy: number };
+  /** The worker confirmed the call ended: its slot is free again. */
+  'pool.checkin': { pool: string; workerId: string; tool: string; busy: number };
   'pool.queue_enter': { pool: string; depth: number };
   'pool.queue_leave': { pool: string; depth: number; waitMs: number; outcome: 'dispatched' | 'timeout' | 'cancelled' };
   'pool.queue_full': { pool: string; depth: number };
