@@ -35,6 +35,8 @@ export class AppModule {
           python: config.python,
           pools: config.pools,
           exposeTracebacks: config.exposeTracebacks,
+          // A debug line per call only when debug lines are kept anyway.
+          logCalls: ['debug', 'trace'].includes(config.logLevel),
           ...config.lifecycle,
           cluster: config.cluster,
         }),

@@ -24,6 +24,7 @@ export interface ResolvedOptions {
   drainTimeoutMs: number;
   stopGraceMs: number;
   maxHostCallDepth: number;
+  logCalls: boolean;
   sessions: Required<Omit<SessionOptions, 'store'>> & Pick<SessionOptions, 'store'>;
   exposeTracebacks: boolean;
   cluster?: ClusterOptions;
@@ -171,6 +172,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     drainTimeoutMs,
     stopGraceMs,
     maxHostCallDepth,
+    logCalls: options.logCalls ?? false,
     sessions,
     exposeTracebacks: options.exposeTracebacks ?? false,
     cluster: options.cluster,

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import type { ResolvedOptions } from '../options/resolve-options';
 import { TelemetryLogger } from './telemetry-logger';
 import { TelemetryService } from './telemetry.service';
 
@@ -16,10 +17,20 @@ describe('TelemetryLogger', () => {
       error: jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined),
     };
     telemetry = new TelemetryService();
-    new TelemetryLogger(telemetry);
+    new TelemetryLogger(telemetry, { logCalls: true } as ResolvedOptions);
   });
 
   afterEach(() => jest.restoreAllMocks());
+
+  it('builds no per-call line unless logCalls is on', () => {
+    const quiet = new TelemetryService();
+    new TelemetryLogger(quiet, { logCalls: false } as ResolvedOptions);
+    lines.debug.mockClear();
+    quiet.emit('call.stop', { pool: 'default', tool: 'add', durationMs: 1, outcome: 'ok' });
+    expect(lines.debug).not.toHaveBeenCalled();
+    quiet.emit('worker.stop', { pool: 'default', workerId: 'default-1', pid: 1, reason: 'shutdown' });
+    expect(lines.debug).toHaveBeenCalledTimes(1);
+  });
 
   it('logs a finished call at debug with its context as snake_case fields', () => {
     telemetry.emit('call.stop', {

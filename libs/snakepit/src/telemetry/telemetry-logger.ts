@@ -1,6 +1,8 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import type { TelemetryEventMap, TelemetryEventName, TelemetryHandlers } from './telemetry-events';
+import type { ResolvedOptions } from '../options/resolve-options';
+import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { TelemetryService } from './telemetry.service';
 
 type LogLevel = 'debug' | 'log' | 'warn' | 'error';
@@ -33,9 +35,11 @@ const TELEMETRY_LOG_LINES: { [K in TelemetryEventName]?: { level: LogLevel; msg:
 export class TelemetryLogger {
   private readonly logger = new Logger('Snakepit');
 
-  constructor(telemetry: TelemetryService) {
+  constructor(telemetry: TelemetryService, @Inject(SNAKEPIT_RESOLVED_OPTIONS) options: ResolvedOptions) {
     const handlers: Record<string, (data: TelemetryEventMap[TelemetryEventName]) => void> = {};
     for (const [name, line] of Object.entries(TELEMETRY_LOG_LINES)) {
+      // The per-call line is built for every call whatever the logger then keeps: only when asked for.
+      if (name === 'call.stop' && !options.logCalls) continue;
       handlers[name] = (data) => this.logger[line.level]({ msg: line.msg, ...logFields(data), ...traceFields() });
     }
     telemetry.handle(handlers as TelemetryHandlers);
