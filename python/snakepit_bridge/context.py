@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from .host_tools import HostLink, HostToolError, wait_async, wait_sync
@@ -113,7 +113,7 @@ class CallContext:
 
     __slots__ = (
         "request_id", "tool", "worker_id", "session_id", "session",
-        "metadata", "timeout_ms", "deadline", "cancelled", "_logger", "host",
+        "metadata", "timeout_ms", "deadline", "cancelled", "_logger", "_host", "_host_factory",
     )
 
     def __init__(
@@ -138,8 +138,9 @@ class CallContext:
         self.deadline: float | None = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
         self.cancelled = threading.Event()
         self._logger: _CallLogger | None = None
-        # Set by the bridge when the call runs on a host connection.
-        self.host: HostLink | None = None
+        # Made on first use: most tools never call the host, and this runs for every call.
+        self._host: HostLink | None = None
+        self._host_factory: Callable[[], HostLink] | None = None
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -159,6 +160,22 @@ class CallContext:
 
     def __repr__(self) -> str:
         return f"CallContext(request_id={self.request_id}, tool={self.tool!r}, worker_id={self.worker_id!r})"
+
+    def connect_host(self, factory: Callable[[], HostLink]) -> None:
+        """Called by the bridge: how to reach the host, should the tool ask."""
+        self._host_factory = factory
+
+    @property
+    def host(self) -> HostLink | None:
+        """The call's link back to the host (None outside a host connection)."""
+        if self._host is None and self._host_factory is not None:
+            self._host = self._host_factory()
+        return self._host
+
+    @property
+    def opened_host(self) -> HostLink | None:
+        """The link if the tool ever reached for the host (only then can host calls be pending)."""
+        return self._host
 
     @property
     def host_tools(self) -> list[str]:

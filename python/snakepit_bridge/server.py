@@ -274,14 +274,17 @@ class _Connection:
             metadata=request.metadata,
             timeout_ms=request.timeout_ms,
         )
-        ctx.host = HostLink(
-            self._post,
-            lambda: next(self._host_call_ids),
-            parent_id=request_id,
-            depth=request.host_call_depth,
-            session_id=request.session_id,
-            cancelled=ctx.cancelled,
-            tools=self._host_tools,
+        depth = request.host_call_depth
+        ctx.connect_host(
+            lambda: HostLink(
+                self._post,
+                lambda: next(self._host_call_ids),
+                parent_id=request_id,
+                depth=depth,
+                session_id=ctx.session_id,
+                cancelled=ctx.cancelled,
+                tools=self._host_tools,
+            )
         )
         call = _Call(request_id, tool, function, request.args, ctx)
         with self._lock:
@@ -296,8 +299,9 @@ class _Connection:
 
     def _host_reply(self, request_id: int, reply: pb.HostCallReply) -> None:
         call = self._calls.get(request_id)
-        if call is not None and call.ctx.host is not None:
-            call.ctx.host.resolve(reply)
+        link = call.ctx.opened_host if call is not None else None
+        if link is not None:
+            link.resolve(reply)
 
     def cancel(self, request_id: int, reason: str) -> None:
         """Cancel a call in flight; unknown or finished ids are ignored."""
@@ -316,8 +320,9 @@ class _Connection:
             return
         call.cancel_reason = reason
         call.ctx.cancelled.set()
-        if call.ctx.host is not None:
-            call.ctx.host.fail_all(f"the call was cancelled: {reason}")
+        link = call.ctx.opened_host
+        if link is not None:
+            link.fail_all(f"the call was cancelled: {reason}")
         if call.window is not None:
             call.window.interrupt()
         if call.task is not None:
