@@ -83,8 +83,10 @@ function hostFds(pid: number): { total: number; sockets: number } {
 }
 
 describe('chaos: host death', () => {
-  it('SIGKILL of the host with 8 busy workers: no Python process of that run is alive 5 s later', async () => {
-    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '8' });
+  it('SIGKILL of the host with 8 busy workers: no Python process of that run is alive 5 s later, nothing left on disk', async () => {
+    const socketRoot = mkdtempSync(join(tmpdir(), 'snakepit-chaos-sock-'));
+    const stateDir = mkdtempSync(join(tmpdir(), 'snakepit-chaos-state-'));
+    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '8', SNAKEPIT_SOCKET_DIR: socketRoot, SNAKEPIT_STATE_DIR: stateDir });
     try {
       const inFlight = Array.from({ length: 8 }, () => execute(app, 'sleep', { ms: 60_000 }));
       const workers = await eventually(async () => {
@@ -95,14 +97,19 @@ describe('chaos: host death', () => {
       await app.stop('SIGKILL');
       await eventually(() => pids.every((pid) => !isAlive(pid)) || undefined, 5_000, 50);
       expect((await Promise.all(inFlight)).every((o) => o.status === 0)).toBe(true);
+      // The watchdog also removed the run's socket directory and its registry entry.
+      await eventually(() => (readdirSync(socketRoot).length === 0 && readdirSync(stateDir).length === 0) || undefined, 5_000, 50);
     } finally {
       await app.stop('SIGKILL');
+      rmSync(socketRoot, { recursive: true, force: true });
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 
   it('a new host cleans up what a crashed run of its instance left, and nothing else', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'snakepit-chaos-state-'));
-    const env = { SNAKEPIT_POOL_SIZE: '2', SNAKEPIT_INSTANCE: 'chaos-leftovers', SNAKEPIT_STATE_DIR: stateDir, SNAKEPIT_WATCHDOG: 'false' };
+    const socketRoot = mkdtempSync(join(tmpdir(), 'snakepit-chaos-sock-'));
+    const env = { SNAKEPIT_POOL_SIZE: '2', SNAKEPIT_INSTANCE: 'chaos-leftovers', SNAKEPIT_STATE_DIR: stateDir, SNAKEPIT_SOCKET_DIR: socketRoot, SNAKEPIT_WATCHDOG: 'false' };
     // An unrelated Python process whose command line looks like a worker's.
     const decoy = spawn(
       join(REPO_ROOT, '.venv', 'bin', 'python'),
@@ -118,10 +125,12 @@ describe('chaos: host death', () => {
       await first.stop('SIGKILL');
       await sleep(500);
       expect(leftovers.every(isAlive)).toBe(true);
+      const [leftoverSocketDir] = readdirSync(socketRoot);
 
       second = await startSampleApp(env);
       await eventually(() => leftovers.every((pid) => !isAlive(pid)) || undefined, 10_000);
       expect(isAlive(decoy.pid!)).toBe(true);
+      expect(readdirSync(socketRoot)).not.toContain(leftoverSocketDir);
       expect(second.logs.some((line) => line.includes('killed workers left behind by an earlier run'))).toBe(true);
       expect((await execute(second, 'ping')).result).toBe('pong');
     } finally {
@@ -129,6 +138,7 @@ describe('chaos: host death', () => {
       await first.stop('SIGKILL');
       decoy.kill('SIGKILL');
       rmSync(stateDir, { recursive: true, force: true });
+      rmSync(socketRoot, { recursive: true, force: true });
     }
   });
 });

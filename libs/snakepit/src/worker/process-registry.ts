@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 
 /** One recorded process: a pid is only trusted together with its start time. */
 export interface RegisteredProcess {
@@ -13,6 +13,8 @@ export interface RegistryContents {
   runId: string;
   host: RegisteredProcess;
   workers: RegisteredProcess[];
+  /** The run's private socket directory, removed with the run's leftovers. */
+  socketDir?: string;
 }
 
 /** The start time of a live process, or undefined when it is gone (zombies count as gone). */
@@ -34,7 +36,7 @@ export function isSameProcess(entry: RegisteredProcess): boolean {
 }
 
 /** Kills the process group led by `entry` (workers lead their own group), only if it is still that process. */
-export function killRecordedGroup(entry: RegisteredProcess): boolean {
+function killRecordedGroup(entry: RegisteredProcess): boolean {
   if (!isSameProcess(entry)) return false;
   try {
     process.kill(-entry.pid, 'SIGKILL');
@@ -46,6 +48,19 @@ export function killRecordedGroup(entry: RegisteredProcess): boolean {
     }
   }
   return true;
+}
+
+/**
+ * Kills what a dead run left (its recorded process groups) and removes its
+ * socket directory: what its host would have cleaned up had it stopped normally.
+ */
+export function cleanUpRun(contents: RegistryContents): RegisteredProcess[] {
+  const killed = contents.workers.filter((entry) => killRecordedGroup(entry));
+  // Only a directory Snakepit made (mkdtemp 'snakepit-XXXXXX') is ever removed.
+  if (contents.socketDir && basename(contents.socketDir).startsWith('snakepit-')) {
+    rmSync(contents.socketDir, { recursive: true, force: true });
+  }
+  return killed;
 }
 
 export function readRegistry(path: string): RegistryContents | undefined {
@@ -69,6 +84,7 @@ export class ProcessRegistry {
   constructor(
     readonly path: string,
     private readonly runId: string,
+    private readonly socketDir?: string,
   ) {
     this.host = { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
   }
@@ -88,7 +104,7 @@ export class ProcessRegistry {
           `Another live Snakepit host (pid ${previous.host.pid}, run ${previous.runId}) owns ${this.path}; give each its own instanceName`,
         );
       }
-      for (const entry of previous.workers) if (killRecordedGroup(entry)) killed.push(entry);
+      killed.push(...cleanUpRun(previous));
     }
     this.flush();
     return { killed };
@@ -112,7 +128,7 @@ export class ProcessRegistry {
   }
 
   private flush(): void {
-    const contents: RegistryContents = { runId: this.runId, host: this.host, workers: [...this.workers.values()] };
+    const contents: RegistryContents = { runId: this.runId, host: this.host, workers: [...this.workers.values()], socketDir: this.socketDir };
     // Write then rename: a watchdog reading at the moment of a crash never sees half a file.
     const tmp = `${this.path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(contents), { mode: 0o600 });

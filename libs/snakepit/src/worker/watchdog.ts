@@ -3,17 +3,20 @@
  *   node watchdog.js <registry-file> <run-id>
  * Its stdin is a pipe from the host. When the pipe closes — the host exited,
  * however it died, SIGKILL included — it kills the process groups the registry
- * still records for that run (checking each pid's start time) and exits.
+ * still records for that run (checking each pid's start time), removes the
+ * run's socket directory and the registry, and exits.
  * A host that shuts down cleanly empties the registry first, so nothing is killed.
  */
-import { killRecordedGroup, readRegistry } from './process-registry';
+import { rmSync } from 'node:fs';
+import { cleanUpRun, readRegistry } from './process-registry';
 
 const [registryPath, runId] = process.argv.slice(2);
 
 function sweep(): void {
   const registry = readRegistry(registryPath);
   if (registry && registry.runId === runId) {
-    for (const worker of registry.workers) killRecordedGroup(worker);
+    cleanUpRun(registry);
+    rmSync(registryPath, { force: true });
   }
   process.exit(0);
 }

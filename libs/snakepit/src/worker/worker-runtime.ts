@@ -30,7 +30,7 @@ export class WorkerRuntime {
       // mkdtemp creates the directory with mode 0700: only this user can reach the sockets.
       this.socketDir = mkdtempSync(join(options.socketDir ?? tmpdir(), 'snakepit-'));
     }
-    this.registry = new ProcessRegistry(join(options.stateDir, `${options.instanceName}.json`), this.runId);
+    this.registry = new ProcessRegistry(join(options.stateDir, `${options.instanceName}.json`), this.runId, this.socketDir);
   }
 
   /**
