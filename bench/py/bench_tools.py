@@ -1,7 +1,7 @@
 """The tools every baseline worker runs: the same work as the showcase adapter's.
 
 ``add`` is trivial on purpose (it measures the bridge); ``cpu`` burns about
-``ms`` of this thread's CPU time with the showcase's exact loop; ``count``
+``ms`` of this thread's CPU time with the showcase's own loop (imported); ``count``
 yields ``{"i": i}`` chunks. Arguments arrive as JSON and results leave as
 compact JSON, as they do through Snakepit.
 """
@@ -9,8 +9,10 @@ compact JSON, as they do through Snakepit.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Callable
+
+# The exact workload of the showcase's ``cpu`` tool: baselines and Snakepit do the same Python work.
+from snakepit_bridge.examples.showcase import burn_cpu
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _DECODER = json.JSONDecoder()
@@ -21,14 +23,7 @@ def add(a: float, b: float) -> float:
 
 
 def cpu(ms: float = 2.0) -> int:
-    deadline = time.thread_time() + ms / 1000
-    iterations = 0
-    accumulator = 0
-    while time.thread_time() < deadline:
-        for step in range(100):
-            accumulator = (accumulator * 31 + step) % 1_000_003
-        iterations += 100
-    return iterations
+    return burn_cpu(ms)
 
 
 TOOLS: dict[str, Callable[..., Any]] = {"add": add, "cpu": cpu}

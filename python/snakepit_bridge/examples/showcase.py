@@ -24,6 +24,18 @@ PAGE = 4096
 FAIL_START_ENV = "SNAKEPIT_SHOWCASE_FAIL_START_FILE"
 
 
+def burn_cpu(ms: float) -> int:
+    """About ``ms`` of this thread's CPU time in pure Python (the benchmarks' baselines run this same loop)."""
+    deadline = time.thread_time() + ms / 1000
+    iterations = 0
+    accumulator = 0
+    while time.thread_time() < deadline:
+        for step in range(100):
+            accumulator = (accumulator * 31 + step) % 1_000_003
+        iterations += 100
+    return iterations
+
+
 class ShowcaseAdapter(Adapter):
     """Tools exercising every path of the bridge."""
 
@@ -123,14 +135,7 @@ class ShowcaseAdapter(Adapter):
     @tool
     def cpu(self, ms: float = 2.0) -> int:
         """Burn about ms of this thread's CPU time in pure Python; returns the iterations."""
-        deadline = time.thread_time() + ms / 1000
-        iterations = 0
-        accumulator = 0
-        while time.thread_time() < deadline:
-            for step in range(100):
-                accumulator = (accumulator * 31 + step) % 1_000_003
-            iterations += 100
-        return iterations
+        return burn_cpu(ms)
 
     @tool
     def reverse_bytes(self, data: bytes) -> bytes:
