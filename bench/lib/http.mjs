@@ -126,17 +126,25 @@ export async function startSampleApp({ size, sockets, socketDir }) {
   return {
     hostPid: /** @type {number} */ (child.pid),
     workerPids,
-    /** @param {string} tool @param {object} args */
-    async call(tool, args) {
-      const { status, body } = await client.request('POST', '/api/execute', { tool, args });
-      if (status !== 200) throw new Error(`HTTP ${status}: ${JSON.stringify(body).slice(0, 200)}`);
-      return body.result;
-    },
+    call: executeOver(client),
     async close() {
       client.close();
       // SIGTERM: the app drains and stops its workers itself
       await stopChild(child, 15_000);
     },
+  };
+}
+
+/**
+ * `call(tool, args)` through POST /api/execute (the sample app and the gateway share the contract).
+ * @param {ReturnType<typeof jsonClient>} client
+ */
+function executeOver(client) {
+  /** @param {string} tool @param {object} args */
+  return async (tool, args) => {
+    const { status, body } = await client.request('POST', '/api/execute', { tool, args });
+    if (status !== 200) throw new Error(`HTTP ${status}: ${JSON.stringify(body).slice(0, 200)}`);
+    return body.result;
   };
 }
 
@@ -157,12 +165,7 @@ export async function startGateway({ size, sockets, socketDir }) {
   return {
     hostPid: /** @type {number} */ (child.pid),
     workerPids: workers.pids,
-    /** @param {string} tool @param {object} args */
-    async call(tool, args) {
-      const { status, body } = await client.request('POST', '/api/execute', { tool, args });
-      if (status !== 200) throw new Error(`HTTP ${status}: ${JSON.stringify(body).slice(0, 200)}`);
-      return body.result;
-    },
+    call: executeOver(client),
     async close() {
       client.close();
       await stopChild(child);

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
-from helpers import BridgeClient, WorkerProcess
+from helpers import BridgeClient, WorkerProcess, serving
 
 
 @pytest.fixture
@@ -29,13 +29,7 @@ def spawn() -> Iterator[Callable[..., WorkerProcess]]:
 @pytest.fixture(scope="module")
 def showcase() -> Iterator[WorkerProcess]:
     """One ShowcaseAdapter worker shared by a module's tests (startup is the slow part)."""
-    worker = WorkerProcess("--capacity", "4", "--worker-id", "showcase-1")
-    try:
-        line = worker.start()
-        assert line.startswith("READY "), f"worker did not start: {line!r}\n{worker.stderr()}"
-        yield worker
-    finally:
-        worker.stop()
+    yield from serving(WorkerProcess("--capacity", "4", "--worker-id", "showcase-1"))
 
 
 @pytest.fixture

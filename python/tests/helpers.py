@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,16 @@ class WorkerProcess:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def serving(worker: WorkerProcess) -> Iterator[WorkerProcess]:
+    """Fixture body: start ``worker``, insist it is ready, yield it, always stop it."""
+    try:
+        line = worker.start()
+        assert line.startswith("READY "), f"worker did not start: {line!r}\n{worker.stderr()}"
+        yield worker
+    finally:
+        worker.stop()
 
 
 def _read_line(fd: int, timeout: float) -> str:

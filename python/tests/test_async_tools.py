@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from helpers import BridgeClient, WorkerProcess, call_request, value_of
+from helpers import BridgeClient, WorkerProcess, call_request, serving, value_of
 
 ADAPTERS = str(Path(__file__).parent / "adapters")
 
@@ -18,13 +18,7 @@ ADAPTERS = str(Path(__file__).parent / "adapters")
 @pytest.fixture(scope="module")
 def mixed() -> Iterator[WorkerProcess]:
     # capacity 1: a second sync call waits in the pool queue.
-    worker = WorkerProcess(adapter="sample_adapters:MixedAdapter", extra_path=ADAPTERS)
-    try:
-        line = worker.start()
-        assert line.startswith("READY "), f"{line!r}\n{worker.stderr()}"
-        yield worker
-    finally:
-        worker.stop()
+    yield from serving(WorkerProcess(adapter="sample_adapters:MixedAdapter", extra_path=ADAPTERS))
 
 
 @pytest.fixture
