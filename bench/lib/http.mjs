@@ -1,5 +1,6 @@
 // @ts-check
-// HTTP cases: a keep-alive JSON client, the built sample app, and the bare gateway.
+// HTTP cases: a keep-alive JSON client, the built sample app, and the two floors
+// (the bare gateway and the minimal Nest app, both in bench/gateway.mjs).
 import http from 'node:http';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -74,10 +75,12 @@ export function jsonClient(port, sockets) {
 }
 
 /**
- * Starts the built sample app (`node dist/apps/sample/main.js`) with a pool of `size`.
- * @param {{ size: number, sockets: number, socketDir: string }} o
+ * Starts the built sample app (`node dist/apps/sample/main.js`) with a pool of `size`
+ * in the `thread` profile, `threadsPerWorker` calls at once per worker: like the raw
+ * workers behind the floors, which run every call of the stream concurrently.
+ * @param {{ size: number, threadsPerWorker: number, sockets: number, socketDir: string }} o
  */
-export async function startSampleApp({ size, sockets, socketDir }) {
+export async function startSampleApp({ size, threadsPerWorker, sockets, socketDir }) {
   if (!existsSync(SAMPLE_MAIN)) throw new Error(`${SAMPLE_MAIN} is missing: run \`npm run build\` first`);
   const [port, grpcPort] = [await freePort(), await freePort()];
   const child = spawnTracked(process.execPath, [SAMPLE_MAIN], {
@@ -90,6 +93,8 @@ export async function startSampleApp({ size, sockets, socketDir }) {
       PORT: String(port),
       GRPC_PORT: String(grpcPort),
       SNAKEPIT_POOL_SIZE: String(size),
+      SNAKEPIT_PROFILE: 'thread',
+      SNAKEPIT_THREADS_PER_WORKER: String(threadsPerWorker),
       // its own instance, registry and sockets: never mistaken for (or mistaking) another host's workers
       SNAKEPIT_INSTANCE: `bench-${process.pid}-app${size}`,
       SNAKEPIT_STATE_DIR: socketDir,
@@ -149,14 +154,16 @@ function executeOver(client) {
 }
 
 /**
- * Starts `size` raw workers and the bare gateway in front of them.
- * @param {{ size: number, sockets: number, socketDir: string }} o
+ * Starts `size` raw workers and a floor in front of them: the bare gateway, or with
+ * `nest` the minimal Nest app.
+ * @param {{ size: number, sockets: number, socketDir: string, nest?: boolean }} o
  */
-export async function startGateway({ size, sockets, socketDir }) {
-  const workers = await rawPool({ n: size, kind: 'bidi', socketDir, tag: `gw${size}` });
+export async function startGateway({ size, sockets, socketDir, nest = false }) {
+  const workers = await rawPool({ n: size, kind: 'bidi', socketDir, tag: `${nest ? 'nest' : 'gw'}${size}` });
   // the gateway makes its own connections; ours are not needed
   for (const c of workers.conns) c.close();
-  const child = spawnTracked(process.execPath, [path.join(BENCH_DIR, 'gateway.mjs'), workers.workers.map((w) => w.address).join(',')], {
+  const args = [path.join(BENCH_DIR, 'gateway.mjs'), ...(nest ? ['--nest'] : []), workers.workers.map((w) => w.address).join(',')];
+  const child = spawnTracked(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: 'production' },
   });
