@@ -6,7 +6,7 @@ Write an :class:`Adapter` with ``@tool`` methods and start it with
 
 from ._version import __version__
 from .adapter import Adapter, AdapterLoadError, tool
-from .context import CallContext, SessionView
+from .context import CallContext, Cancellation, SessionView
 from .errors import ToolError
 from .host_tools import HostToolCancelled, HostToolError, HostToolTimeout
 
@@ -14,6 +14,7 @@ __all__ = [
     "Adapter",
     "AdapterLoadError",
     "CallContext",
+    "Cancellation",
     "HostToolCancelled",
     "HostToolError",
     "HostToolTimeout",

@@ -12,7 +12,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeVar, overload
 
 from .context import CallContext
@@ -74,14 +74,13 @@ class ToolDefinition:
     context_param: str | None
     binary_param: str | None
     accepts_extra: bool
+    # Derived from kind once: the bridge asks on every call.
+    streaming: bool = field(init=False)
+    is_async: bool = field(init=False)
 
-    @property
-    def streaming(self) -> bool:
-        return self.kind in (ToolKind.SYNC_STREAM, ToolKind.ASYNC_STREAM)
-
-    @property
-    def is_async(self) -> bool:
-        return self.kind in (ToolKind.ASYNC, ToolKind.ASYNC_STREAM)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "streaming", self.kind in (ToolKind.SYNC_STREAM, ToolKind.ASYNC_STREAM))
+        object.__setattr__(self, "is_async", self.kind in (ToolKind.ASYNC, ToolKind.ASYNC_STREAM))
 
     def bind(self, args: dict[str, Any] | bytes, ctx: CallContext) -> dict[str, Any]:
         """Validated keyword arguments for the call, with the context injected."""

@@ -94,6 +94,44 @@ class SessionView(MutableMapping[str, Any]):
             )
 
 
+class Cancellation:
+    """Set once the host cancels the call; the ``threading.Event`` API a tool uses.
+
+    A ``threading.Event`` (a ``Condition`` and two locks) per call was the
+    largest allocation of a trivial call, and most calls never wait on it: the
+    flag is a plain attribute, and the event is made only when someone waits.
+    """
+
+    __slots__ = ("_set", "_event")
+    _guard = threading.Lock()  # orders "make the event" against "set": one, rarely contended
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        with Cancellation._guard:
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled or ``timeout`` seconds passed; True if cancelled."""
+        if self._set:
+            return True
+        with Cancellation._guard:
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        if self._set:  # set() may have run before the event existed
+            return True
+        return event.wait(timeout)
+
+
 class _CallLogger(logging.LoggerAdapter[logging.Logger]):
     """Adds the call's fields to every record, keeping the caller's own ``extra``."""
 
@@ -112,8 +150,8 @@ class CallContext:
     """
 
     __slots__ = (
-        "request_id", "tool", "worker_id", "session_id", "session",
-        "metadata", "timeout_ms", "deadline", "cancelled", "_logger", "_host", "_host_factory",
+        "request_id", "tool", "worker_id", "session_id", "timeout_ms", "deadline", "cancelled",
+        "_snapshot", "_session", "_metadata_source", "_metadata", "_logger", "_host", "_host_factory", "_host_depth",
     )
 
     def __init__(
@@ -131,16 +169,40 @@ class CallContext:
         self.tool = tool
         self.worker_id = worker_id
         self.session_id = session_id
-        self.session = SessionView(session_id, session if session is not None else {})
-        self.metadata: dict[str, str] = dict(metadata or {})
         self.timeout_ms = timeout_ms
         # Monotonic, like time.monotonic(); None when the caller set no budget.
         self.deadline: float | None = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
-        self.cancelled = threading.Event()
+        self.cancelled = Cancellation()
+        # The session view, the metadata dict, the logger and the host link are
+        # made on first use: this constructor runs for every call, and most
+        # tools use none of them.
+        self._snapshot = session
+        self._session: SessionView | None = None
+        self._metadata_source = metadata
+        self._metadata: dict[str, str] | None = None
         self._logger: _CallLogger | None = None
-        # Made on first use: most tools never call the host, and this runs for every call.
         self._host: HostLink | None = None
-        self._host_factory: Callable[[], HostLink] | None = None
+        self._host_factory: Callable[[CallContext, int], HostLink] | None = None
+        self._host_depth = 0
+
+    @property
+    def session(self) -> SessionView:
+        """The call's session as a dict (empty, and refusing changes, without a session)."""
+        if self._session is None:
+            self._session = SessionView(self.session_id, self._snapshot if self._snapshot is not None else {})
+        return self._session
+
+    @property
+    def session_delta(self) -> pb.SessionDelta | None:
+        """What the tool changed in the session, or None if nothing (or never looked at)."""
+        return self._session.delta() if self._session is not None and self._session.changed else None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The caller's metadata (e.g. ``traceparent``)."""
+        if self._metadata is None:
+            self._metadata = dict(self._metadata_source or {})
+        return self._metadata
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -161,15 +223,17 @@ class CallContext:
     def __repr__(self) -> str:
         return f"CallContext(request_id={self.request_id}, tool={self.tool!r}, worker_id={self.worker_id!r})"
 
-    def connect_host(self, factory: Callable[[], HostLink]) -> None:
-        """Called by the bridge: how to reach the host, should the tool ask."""
+    def connect_host(self, factory: Callable[[CallContext, int], HostLink], depth: int) -> None:
+        """Called by the bridge: how to reach the host, should the tool ask, and how deep
+        in host-to-Python recursion this call already is."""
         self._host_factory = factory
+        self._host_depth = depth
 
     @property
     def host(self) -> HostLink | None:
         """The call's link back to the host (None outside a host connection)."""
         if self._host is None and self._host_factory is not None:
-            self._host = self._host_factory()
+            self._host = self._host_factory(self, self._host_depth)
         return self._host
 
     @property

@@ -15,10 +15,13 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .serialization import decode_json, encode_payload
 from .wire import pb
+
+if TYPE_CHECKING:  # context imports this module
+    from .context import Cancellation
 
 
 class HostToolError(Exception):
@@ -64,7 +67,7 @@ class HostLink:
         parent_id: int,
         depth: int,
         session_id: str,
-        cancelled: threading.Event,
+        cancelled: Cancellation,
         tools: Mapping[str, pb.ToolSpec],
     ) -> None:
         self._send = send

@@ -74,11 +74,19 @@ class _Reject(Exception):
         self.segments: list[str | int] = []
 
 
-def encode_payload(value: Any, what: str = "result") -> pb.Payload:
-    """Encode a tool result or stream chunk; top-level binary goes out untouched."""
+def encode_payload(value: Any, what: str = "result", into: pb.Payload | None = None) -> pb.Payload:
+    """Encode a tool result or stream chunk; top-level binary goes out untouched.
+
+    ``into`` fills a payload already inside a reply: a message handed to a
+    protobuf constructor is copied, which costs more than the encoding of a
+    small result.
+    """
+    payload = pb.Payload() if into is None else into
     if isinstance(value, _BINARY_TYPES):
-        return pb.Payload(binary=bytes(value))
-    return pb.Payload(json=encode_json(value, what))
+        payload.binary = bytes(value)
+    else:
+        payload.json = encode_json(value, what)
+    return payload
 
 
 def encode_json(value: Any, what: str = "value") -> bytes:

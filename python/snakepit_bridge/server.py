@@ -34,7 +34,7 @@ import grpc
 
 from ._version import __version__
 from .adapter import Adapter, ToolDefinition, ToolKind
-from .context import CallContext
+from .context import CallContext, Cancellation
 from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError, error_info
 from .host_tools import HostLink
 from .schema import ParamSpec
@@ -104,7 +104,7 @@ class _ChunkWindow:
         self._unsent = 0
         self._space: asyncio.Event | None = None
 
-    def acquire(self, cancelled: threading.Event) -> bool:
+    def acquire(self, cancelled: Cancellation) -> bool:
         """Block a pool thread until a chunk may be queued; False once cancelled."""
         with self._cond:
             self._cond.wait_for(lambda: self._unsent < STREAM_WINDOW or cancelled.is_set())
@@ -174,6 +174,19 @@ class _Connection:
         # Host tools this host exposes (replaced whole when the host sends them).
         self._host_tools: dict[str, pb.ToolSpec] = {}
         self._host_call_ids = itertools.count(1)
+        self._open_host_link = self._host_link  # bound once: every call is handed it
+
+    def _host_link(self, ctx: CallContext, depth: int) -> HostLink:
+        """The way back to the host for one call, made when its tool first reaches for it."""
+        return HostLink(
+            self._post,
+            lambda: next(self._host_call_ids),
+            parent_id=ctx.request_id,
+            depth=depth,
+            session_id=ctx.session_id,
+            cancelled=ctx.cancelled,
+            tools=self._host_tools,
+        )
 
     # ------------------------------------------------------------ writer side
 
@@ -274,18 +287,7 @@ class _Connection:
             metadata=request.metadata,
             timeout_ms=request.timeout_ms,
         )
-        depth = request.host_call_depth
-        ctx.connect_host(
-            lambda: HostLink(
-                self._post,
-                lambda: next(self._host_call_ids),
-                parent_id=request_id,
-                depth=depth,
-                session_id=ctx.session_id,
-                cancelled=ctx.cancelled,
-                tools=self._host_tools,
-            )
-        )
+        ctx.connect_host(self._open_host_link, request.host_call_depth)
         call = _Call(request_id, tool, function, request.args, ctx)
         with self._lock:
             self._calls[request_id] = call
@@ -397,21 +399,24 @@ class _Connection:
         self._post(message, finished=call)
 
     def _post_chunk(self, call: _Call, item: Any) -> None:
-        chunk = pb.StreamChunk(value=encode_payload(item, f"chunk {call.seq}"), seq=call.seq)
+        message = pb.WorkerMessage(id=call.id)
+        message.chunk.seq = call.seq
+        encode_payload(item, f"chunk {call.seq}", into=message.chunk.value)
         call.seq += 1
-        self._post(pb.WorkerMessage(id=call.id, chunk=chunk), chunk_of=call)
+        self._post(message, chunk_of=call)
 
     def _outcome(self, call: _Call, value: Any) -> pb.WorkerMessage:
         if call.ctx.cancelled.is_set():
             return self._cancelled(call)
+        message = pb.WorkerMessage(id=call.id)
         try:
-            payload = encode_payload(value)
+            encode_payload(value, into=message.result.value)
         except ToolError as exc:
             return self._failure(call, exc)
-        result = pb.CallResult(value=payload)
-        if call.ctx.session.changed:
-            result.session.CopyFrom(call.ctx.session.delta())
-        return pb.WorkerMessage(id=call.id, result=result)
+        delta = call.ctx.session_delta
+        if delta is not None:
+            message.result.session.CopyFrom(delta)
+        return message
 
     def _failure(self, call: _Call, exc: BaseException) -> pb.WorkerMessage:
         if call.ctx.cancelled.is_set():

@@ -35,6 +35,29 @@ def test_sleep_returns_early_when_cancelled() -> None:
     assert time.monotonic() - started < 1
 
 
+def test_cancellation_wakes_every_waiter_and_stays_set() -> None:
+    ctx = context()
+    assert ctx.cancelled.wait(0.01) is False and not ctx.cancelled.is_set()
+    woken: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woken.append(ctx.cancelled.wait(5))) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    ctx.cancelled.set()
+    for waiter in waiters:
+        waiter.join(5)
+    assert woken == [True, True, True]
+    assert ctx.cancelled.is_set() and ctx.cancelled.wait(0) is True
+
+
+def test_session_delta_only_when_the_tool_changed_the_session() -> None:
+    assert context().session_delta is None  # never looked at
+    ctx = context({"a": b"1"})
+    assert ctx.session["a"] == 1 and ctx.session_delta is None  # only read
+    ctx.session["a"] = 2
+    delta = ctx.session_delta
+    assert delta is not None and dict(delta.set) == {"a": b"2"}
+
+
 def test_logger_carries_call_fields(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO"):
         context().logger.info("hello", extra={"rows": 3})
