@@ -138,8 +138,8 @@ def tool(
     ``inline=True`` runs a plain sync tool on the worker's event loop instead
     of a thread: it saves the thread hand-off (measured: about a third of the
     worker's CPU per call for trivial tools), but while it runs the worker
-    answers nothing else, heartbeats included, and it cannot be cancelled.
-    Only for tools that finish in well under a millisecond.
+    answers nothing else, heartbeats included, it cannot be cancelled and it
+    cannot call the host. Only for tools that finish in well under a millisecond.
     """
 
     def mark(target: F) -> F:

@@ -287,15 +287,19 @@ class _Connection:
             metadata=request.metadata,
             timeout_ms=request.timeout_ms,
         )
-        ctx.connect_host(self._open_host_link, request.host_call_depth)
         call = _Call(request_id, tool, function, request.args, ctx)
+        if tool.inline:
+            # Start to finish on the loop thread, so no cancel and no host reply can
+            # reach it meanwhile: it is not registered, and has no way back to the
+            # host (waiting for one would block the loop that reads it).
+            self._post(self._execute_sync(call))
+            return
+        ctx.connect_host(self._open_host_link, request.host_call_depth)
         with self._lock:
             self._calls[request_id] = call
         if tool.is_async:
             call.task = self._loop.create_task(self._run_async(call))
             call.task.add_done_callback(lambda task: self._async_done(call, task))
-        elif tool.inline:
-            self._run_sync(call)  # on the loop thread: its reply joins the frame being built
         else:
             call.future = self._bridge.submit(self._run_sync, call)
 
@@ -337,15 +341,17 @@ class _Connection:
 
     def _run_sync(self, call: _Call) -> None:
         """Pool thread: run a sync tool (or drain a sync stream) and post its terminal."""
+        self._post(self._execute_sync(call), finished=call)
+
+    def _execute_sync(self, call: _Call) -> pb.WorkerMessage:
         try:
             kwargs = call.tool.bind(decode_args(call.args), call.ctx)
             value = call.function(**kwargs)
             if call.tool.kind is ToolKind.SYNC_STREAM:
                 value = self._pump(call, value)
-            message = self._outcome(call, value)
+            return self._outcome(call, value)
         except BaseException as exc:  # SystemExit from a tool is a tool failure too
-            message = self._failure(call, exc)
-        self._post(message, finished=call)
+            return self._failure(call, exc)
 
     def _pump(self, call: _Call, iterable: Iterable[Any]) -> Any:
         """Pull chunks while credit lasts and nobody cancelled; close the generator in this thread."""

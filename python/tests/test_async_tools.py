@@ -45,6 +45,13 @@ async def test_async_exception(client: BridgeClient) -> None:
     assert reply.error.error.python.type == "LookupError"
 
 
+async def test_inline_tool_cannot_wait_for_the_host(client: BridgeClient) -> None:
+    # It would block the event loop that reads the host's answer: refused at once instead.
+    reply = await client.call(call_request("ask_host_inline"), timeout=2)
+    assert reply.error.error.python.type == "snakepit_bridge.host_tools.HostToolError"
+    assert "no host connection" in reply.error.error.message
+
+
 async def test_async_cancel(client: BridgeClient) -> None:
     (request_id,) = client.send(call_request("wait", {"ms": 5000}))
     await asyncio.sleep(0.05)

@@ -58,6 +58,10 @@ class MixedAdapter(Adapter):
     def closes(self) -> dict[str, int]:
         return self.closed
 
+    @tool(inline=True)
+    def ask_host_inline(self, ctx: CallContext) -> object:
+        return ctx.call_host("anything")
+
     @tool
     def huge(self) -> int:
         return 2**60
