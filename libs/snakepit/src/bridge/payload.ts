@@ -8,41 +8,71 @@ export const MAX_JSON_DEPTH = 64;
  * Checks that `value` survives JSON unchanged; JSON.stringify would silently
  * turn NaN into null, drop undefined and functions, and write Maps as {}.
  * Dates are allowed: they travel as ISO-8601 strings (their toJSON).
+ * `root` names the value in the error's path (`$.metadata.x`).
  */
-export function assertJsonSafe(value: unknown, path = '$', depth = 0): void {
-  if (depth > MAX_JSON_DEPTH) {
+export function assertJsonSafe(value: unknown, root = '$'): void {
+  const problem = findUnsafe(value, 0);
+  if (!problem) return;
+  const path = root + formatPath(problem.path.reverse());
+  if (problem.tooDeep) {
     throw new SnakepitError('INVALID_ARGUMENTS', `Arguments are nested deeper than ${MAX_JSON_DEPTH} levels at ${path}`, {
       details: { path, maxDepth: MAX_JSON_DEPTH },
     });
   }
+  throw new SnakepitError('SERIALIZATION_ERROR', `Cannot send ${path}: ${problem.reason}`, { details: { path, reason: problem.reason } });
+}
+
+/** What is wrong and where; `path` is innermost first, because it is built on the way out. */
+interface Unsafe {
+  reason: string;
+  tooDeep: boolean;
+  path: Array<string | number>;
+}
+
+// The walk allocates nothing for a valid value: paths are only built for the error.
+function findUnsafe(value: unknown, depth: number): Unsafe | undefined {
+  if (depth > MAX_JSON_DEPTH) return { reason: 'too deep', tooDeep: true, path: [] };
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return;
+      return undefined;
     case 'number':
-      if (Number.isFinite(value)) return;
-      throw serializationError(path, `${value} is not a finite number`);
+      return Number.isFinite(value) ? undefined : unsafe(`${value} is not a finite number`);
     case 'object': {
-      if (value === null) return;
+      if (value === null || value instanceof Date) return undefined;
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) assertJsonSafe(value[i], `${path}[${i}]`, depth + 1);
-        return;
+        for (let i = 0; i < value.length; i++) {
+          const problem = findUnsafe(value[i], depth + 1);
+          if (problem) return within(problem, i);
+        }
+        return undefined;
       }
-      if (value instanceof Date) return;
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
-        throw serializationError(path, `${proto?.constructor?.name ?? 'object'} is not a plain JSON object`);
+        return unsafe(`${(proto as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object'} is not a plain JSON object`);
       }
-      for (const key of Object.keys(value)) assertJsonSafe((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
-      return;
+      for (const key of Object.keys(value)) {
+        const problem = findUnsafe((value as Record<string, unknown>)[key], depth + 1);
+        if (problem) return within(problem, key);
+      }
+      return undefined;
     }
     default:
-      throw serializationError(path, `${typeof value} cannot be carried as JSON`);
+      return unsafe(`${typeof value} cannot be carried as JSON`);
   }
 }
 
-function serializationError(path: string, reason: string): SnakepitError {
-  return new SnakepitError('SERIALIZATION_ERROR', `Cannot send ${path}: ${reason}`, { details: { path, reason } });
+function within(problem: Unsafe, segment: string | number): Unsafe {
+  problem.path.push(segment);
+  return problem;
+}
+
+function unsafe(reason: string): Unsafe {
+  return { reason, tooDeep: false, path: [] };
+}
+
+function formatPath(segments: Array<string | number>): string {
+  return segments.map((segment) => (typeof segment === 'number' ? `[${segment}]` : `.${segment}`)).join('');
 }
 
 /** Arguments become one payload: a Buffer travels as raw bytes, anything else as JSON. */

@@ -17,6 +17,25 @@ describe('CallTracer without an OpenTelemetry SDK', () => {
     expect(result.value).toBe(3);
     expect(seen).toEqual([{ a: 'b' }]);
   });
+
+  it("still hands on a caller's trace it continues (propagation without a tracer SDK)", async () => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    try {
+      const parent = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
+      let sent: Record<string, string> = {};
+      await context.with(trace.setSpanContext(context.active(), parent), () =>
+        new CallTracer().trace({ pool: 'default', tool: 'add', stream: false }, async (metadata) => {
+          sent = metadata;
+          return placement;
+        }),
+      );
+      expect(sent.traceparent).toBe(`00-${parent.traceId}-${parent.spanId}-01`);
+    } finally {
+      propagation.disable();
+      context.disable();
+    }
+  });
 });
 
 describe('CallTracer with an OpenTelemetry SDK', () => {

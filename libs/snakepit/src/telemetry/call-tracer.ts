@@ -1,4 +1,4 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { context, isSpanContextValid, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { SnakepitError } from '../errors/snakepit-error';
 
 /** The instrumentation scope of Snakepit's spans. */
@@ -38,7 +38,11 @@ export class CallTracer {
   trace<T extends CallPlacement>(call: TracedCall, run: (metadata: Record<string, string>) => Promise<T>): Promise<T> {
     const attributes: Attributes = { 'snakepit.pool': call.pool, 'snakepit.tool': call.tool, 'snakepit.stream': call.stream };
     if (call.sessionId) attributes['snakepit.session_id'] = call.sessionId;
-    return this.tracer.startActiveSpan(`snakepit.execute ${call.tool}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+    const span = this.tracer.startSpan(`snakepit.execute ${call.tool}`, { kind: SpanKind.CLIENT, attributes });
+    // Without an SDK (and no trace to continue) the span records nothing and has
+    // nothing to propagate: the call runs without the context bookkeeping.
+    if (!span.isRecording() && !isSpanContextValid(span.spanContext())) return run(call.metadata ?? {});
+    return context.with(trace.setSpan(context.active(), span), async () => {
       const metadata = { ...call.metadata };
       // From the span itself, not context.active(): without a context manager the latter is always empty.
       propagation.inject(trace.setSpan(context.active(), span), metadata);
