@@ -241,14 +241,16 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     onChunk?: (value: unknown, seq: number) => void,
   ): Promise<ExecuteResult<T>> {
     return this.tracer.trace({ pool: options.pool ?? this.defaultPool, tool, sessionId: options.sessionId, stream, metadata: options.metadata }, (metadata) =>
-      this.runCall<T>(tool, args, { ...options, metadata }, stream, onChunk),
+      this.runCall<T>(tool, args, options, metadata, stream, onChunk),
     );
   }
 
+  /** `metadata` replaces options.metadata: it is the caller's plus the trace context. */
   private async runCall<T>(
     tool: string,
     args: unknown,
     options: ExecuteOptions,
+    metadata: Record<string, string>,
     stream: boolean,
     onChunk?: (value: unknown, seq: number) => void,
   ): Promise<ExecuteResult<T>> {
@@ -269,7 +271,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         timeoutMs: 0,
         sessionId: options.sessionId,
         session: session && toSessionState(session.state, session.version),
-        metadata: options.metadata,
+        metadata,
         preferWorkerId: session?.lastWorkerId,
         hostCallDepth: currentHostCallDepth(),
         signal: options.signal,
@@ -279,7 +281,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
       for (let attempt = 1; ; attempt++) {
         const remainingMs = timeoutMs - (performance.now() - started);
         try {
-          outcome = await pool.run({ ...call, timeoutMs: Math.max(1, remainingMs) });
+          call.timeoutMs = Math.max(1, remainingMs);
+          outcome = await pool.run(call);
           break;
         } catch (error) {
           // Only a call its caller declared idempotent runs twice, and only after a crash.

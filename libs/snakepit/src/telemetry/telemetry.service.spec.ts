@@ -30,6 +30,16 @@ describe('TelemetryService.handle', () => {
     expect(crashes).toEqual(['frozen']);
   });
 
+  it('runs every handler set of an event until its subscription ends', () => {
+    const seen: string[] = [];
+    const first = telemetry.handle({ 'call.start': (data) => seen.push(`first ${data.tool}`) });
+    telemetry.handle({ 'call.start': (data) => seen.push(`second ${data.tool}`) });
+    telemetry.emit('call.start', { pool: 'default', tool: 'a' });
+    first.unsubscribe();
+    telemetry.emit('call.start', { pool: 'default', tool: 'b' });
+    expect(seen).toEqual(['first a', 'second a', 'second b']);
+  });
+
   it('logs a throwing handler instead of letting it reach the emitter or later events', () => {
     const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const seen: string[] = [];

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { filter, Subject, type Observable, type Subscription } from 'rxjs';
+import { filter, Subject, Subscription, type Observable } from 'rxjs';
 import type { TelemetryEvent, TelemetryEventMap, TelemetryEventName, TelemetryHandlers } from './telemetry-events';
 
 /**
@@ -12,10 +12,18 @@ import type { TelemetryEvent, TelemetryEventMap, TelemetryEventName, TelemetryHa
 export class TelemetryService {
   private readonly logger = new Logger('Snakepit');
   private readonly subject = new Subject<TelemetryEvent>();
+  /**
+   * `handle()` handlers by event name: an event reaches only its own handlers,
+   * instead of passing every subscriber's filter (several events per call, and
+   * the metrics module alone registers four handler sets).
+   */
+  private readonly handlers = new Map<TelemetryEventName, Array<(data: TelemetryEvent['data']) => void>>();
   /** Every event, as it happens. */
   readonly events$: Observable<TelemetryEvent> = this.subject.asObservable();
 
   emit<N extends TelemetryEventName>(name: N, data: TelemetryEventMap[N]): void {
+    const handlers = this.handlers.get(name);
+    if (handlers) for (const handler of handlers) this.run(handler, name, data);
     if (this.subject.observed) this.subject.next({ name, time: Date.now(), data } as TelemetryEvent);
   }
 
@@ -32,14 +40,22 @@ export class TelemetryService {
    * would bring the whole process down.
    */
   handle(handlers: TelemetryHandlers): Subscription {
-    const names = Object.keys(handlers) as TelemetryEventName[];
-    return this.on(...names).subscribe((event) => {
-      const handler = handlers[event.name] as (data: TelemetryEvent['data']) => void;
-      try {
-        handler(event.data);
-      } catch (error) {
-        this.logger.error({ msg: 'telemetry handler failed', event: event.name, error: (error as Error).message });
+    const entries = Object.entries(handlers) as Array<[TelemetryEventName, (data: TelemetryEvent['data']) => void]>;
+    for (const [name, handler] of entries) this.handlers.set(name, [...(this.handlers.get(name) ?? []), handler]);
+    return new Subscription(() => {
+      for (const [name, handler] of entries) {
+        const remaining = (this.handlers.get(name) ?? []).filter((registered) => registered !== handler);
+        if (remaining.length > 0) this.handlers.set(name, remaining);
+        else this.handlers.delete(name);
       }
     });
+  }
+
+  private run(handler: (data: TelemetryEvent['data']) => void, name: TelemetryEventName, data: TelemetryEvent['data']): void {
+    try {
+      handler(data);
+    } catch (error) {
+      this.logger.error({ msg: 'telemetry handler failed', event: name, error: (error as Error).message });
+    }
   }
 }
