@@ -263,7 +263,7 @@ async function sectionThroughput() {
         const base = [];
         const raw = (/** @type {string} */ kase, /** @type {any} */ b) => b && base.push({ kase, fn: toolCall(b.call, tool), workerPids: b.pids });
         raw('raw-bidi', bidi);
-        if (tool === 'add') raw('raw-bidi-threads', bidiThreads);
+        raw('raw-bidi-threads', bidiThreads);
         raw('raw-unary', unary);
         raw('pyshell', shell);
         if (sp) base.push({ kase: 'snakepit', fn: toolCall(sp.call, tool, true), workerPids: sp.pids });
