@@ -175,6 +175,7 @@ class _Connection:
         self._host_tools: dict[str, pb.ToolSpec] = {}
         self._host_call_ids = itertools.count(1)
         self._open_host_link = self._host_link  # bound once: every call is handed it
+        self._inert_context = CallContext(request_id=0, tool="", worker_id=bridge.worker_id)
 
     def _host_link(self, ctx: CallContext, depth: int) -> HostLink:
         """The way back to the host for one call, made when its tool first reaches for it."""
@@ -278,15 +279,20 @@ class _Connection:
             error = ToolError(INVALID_ARGUMENTS, f"{tool.name} is a streaming tool: call it with executeStream")
             self._post(pb.WorkerMessage(id=request_id, error=pb.CallError(error=error_info(error))))
             return
-        ctx = CallContext(
-            request_id=request_id,
-            tool=tool.name,
-            worker_id=self._bridge.worker_id,
-            session_id=request.session_id,
-            session=request.session.values if request.HasField("session") else None,
-            metadata=request.metadata,
-            timeout_ms=request.timeout_ms,
-        )
+        if tool.inline and tool.context_param is None:
+            # Nothing can reach this call's context (no parameter, no cancel while it
+            # runs): it shares an inert one instead of building one per call.
+            ctx = self._inert_context
+        else:
+            ctx = CallContext(
+                request_id=request_id,
+                tool=tool.name,
+                worker_id=self._bridge.worker_id,
+                session_id=request.session_id,
+                session=request.session.values if request.HasField("session") else None,
+                metadata=request.metadata,
+                timeout_ms=request.timeout_ms,
+            )
         call = _Call(request_id, tool, function, request.args, ctx)
         if tool.inline:
             # Start to finish on the loop thread, so no cancel and no host reply can

@@ -45,6 +45,15 @@ async def test_async_exception(client: BridgeClient) -> None:
     assert reply.error.error.python.type == "LookupError"
 
 
+async def test_inline_tools_that_ask_for_it_get_their_own_context(client: BridgeClient) -> None:
+    requests = [call_request("whoami_inline", session_id=f"s{i}", session={"n": i}, timeout_ms=1000 + i) for i in range(3)]
+    ids = client.send(*requests)
+    replies = [value_of((await client.next_message(request_id)).result.value) for request_id in ids]
+    assert replies == [
+        {"request_id": request_id, "session": {"n": i}, "timeout_ms": 1000 + i} for i, request_id in enumerate(ids)
+    ]
+
+
 async def test_inline_tool_cannot_wait_for_the_host(client: BridgeClient) -> None:
     # It would block the event loop that reads the host's answer: refused at once instead.
     reply = await client.call(call_request("ask_host_inline"), timeout=2)

@@ -59,6 +59,10 @@ class MixedAdapter(Adapter):
         return self.closed
 
     @tool(inline=True)
+    def whoami_inline(self, ctx: CallContext) -> dict[str, object]:
+        return {"request_id": ctx.request_id, "session": dict(ctx.session), "timeout_ms": ctx.timeout_ms}
+
+    @tool(inline=True)
     def ask_host_inline(self, ctx: CallContext) -> object:
         return ctx.call_host("anything")
 
