@@ -352,10 +352,9 @@ function checkTool(pool: WorkerPool, tool: string): void {
       details: { tool: typeof tool === 'string' ? tool.slice(0, 140) : typeof tool },
     });
   }
-  const tools = pool.tools();
-  if (tools.length > 0 && !tools.some((spec) => spec.name === tool)) {
+  if (pool.offers(tool) === false) {
     throw new SnakepitError('TOOL_NOT_FOUND', `Pool ${pool.name} has no tool ${JSON.stringify(tool)}`, {
-      details: { pool: pool.name, tool, available: tools.map((spec) => spec.name) },
+      details: { pool: pool.name, tool, available: pool.tools().map((spec) => spec.name) },
     });
   }
 }

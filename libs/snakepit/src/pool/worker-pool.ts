@@ -208,8 +208,17 @@ export class WorkerPool {
   }
 
   tools(): ToolSpec__Output[] {
-    for (const worker of this.workers.values()) if (worker.state === 'ready') return worker.tools;
-    return [];
+    return this.describedWorker()?.tools ?? [];
+  }
+
+  /** Whether the workers offer `tool`; undefined while no worker is ready to say. */
+  offers(tool: string): boolean | undefined {
+    return this.describedWorker()?.toolNames.has(tool);
+  }
+
+  private describedWorker(): Worker | undefined {
+    for (const worker of this.workers.values()) if (worker.state === 'ready') return worker;
+    return undefined;
   }
 
   info(): PoolInfo {

@@ -70,6 +70,8 @@ export class Worker {
   busy = 0;
   capacity = 1;
   tools: ToolSpec__Output[] = [];
+  /** The tools' names, for the per-call check. */
+  toolNames = new Set<string>();
   /** Set while a recycle of this worker is under way, so it is recycled once. */
   recyclePending = false;
   /** Why the worker was killed, when the host killed it (reported with its crash). */
@@ -125,6 +127,7 @@ export class Worker {
       self.channel = channel;
       const description = await channel.describe(options.startTimeoutMs);
       self.tools = description.tools;
+      self.toolNames = new Set(description.tools.map((spec) => spec.name));
       self.capacity = Math.max(1, description.capacity || options.capacity);
       const hostToolSpecs = options.hostTools.specs();
       if (hostToolSpecs.length > 0) channel.announceHostTools(hostToolSpecs);
