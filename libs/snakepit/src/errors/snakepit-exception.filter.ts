@@ -1,6 +1,5 @@
 import { Metadata } from '@grpc/grpc-js';
-import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { Catch, type ArgumentsHost, type ExceptionFilter, type HttpServer } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
 import { SnakepitError } from './snakepit-error';
 
@@ -29,18 +28,28 @@ export function toGrpcStatus(error: SnakepitError, options: SnakepitExceptionFil
  * Maps a SnakepitError to the transport it was thrown in: an HTTP status with
  * the body `{ error: { code, numericCode, message, details, python? } }`, or a
  * gRPC status carrying the same body in the `snakepit-error-body` trailer.
+ *
+ * HTTP answers go through the app's HTTP adapter (`app.getHttpAdapter()`), as
+ * Nest's own BaseExceptionFilter does, so the filter works on any platform
+ * (Express, Fastify). An app with no HTTP server may leave it out.
  */
 @Catch(SnakepitError)
 export class SnakepitExceptionFilter implements ExceptionFilter<SnakepitError> {
-  constructor(private readonly options: SnakepitExceptionFilterOptions) {}
+  constructor(
+    private readonly options: SnakepitExceptionFilterOptions,
+    private readonly httpAdapter?: HttpServer,
+  ) {}
 
   catch(error: SnakepitError, host: ArgumentsHost): Observable<never> | void {
     if (host.getType() === 'rpc') return throwError(() => toGrpcStatus(error, this.options));
-    const response = host.switchToHttp().getResponse<Response>();
-    if (response.headersSent) {
-      response.end();
+    if (!this.httpAdapter) {
+      throw new Error('SnakepitExceptionFilter answers HTTP errors through the HTTP adapter: new SnakepitExceptionFilter(options, app.getHttpAdapter())');
+    }
+    const response: unknown = host.switchToHttp().getResponse();
+    if (this.httpAdapter.isHeadersSent(response)) {
+      this.httpAdapter.end(response);
       return;
     }
-    response.status(error.httpStatus).json(error.toBody(this.options));
+    this.httpAdapter.reply(response, error.toBody(this.options), error.httpStatus);
   }
 }
