@@ -4,8 +4,8 @@
 // forwarding to raw grpc.aio workers over the same batched bidi stream as the
 // raw baseline (bench/lib/raw-grpc.mjs), with no Snakepit code:
 //   default  a bare node:http server (what the hop costs without a framework);
-//   --nest   a minimal Nest app on the sample app's HTTP platform, one controller
-//            (what the framework alone costs: the sample app minus Snakepit).
+//   --nest   a minimal Nest app on the sample app's HTTP platform (Fastify), one
+//            controller (what the framework alone costs: the sample app minus Snakepit).
 // Usage: node bench/gateway.mjs [--nest] unix:///path/a.sock[,unix:///path/b.sock]
 // Prints READY <port>; binds 127.0.0.1 only; exits on SIGTERM or stdin EOF.
 import http from 'node:http';
@@ -78,7 +78,8 @@ async function nestServer() {
   Body()(FloorController.prototype, 'execute', 0);
   class FloorModule {}
   Module({ controllers: [FloorController] })(FloorModule);
-  const app = await NestFactory.create(FloorModule, { logger: ['error', 'warn'] });
+  const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+  const app = await NestFactory.create(FloorModule, new FastifyAdapter(), { logger: ['error', 'warn'] });
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address();
   return { port: typeof address === 'object' && address ? address.port : 0, close: () => app.close() };

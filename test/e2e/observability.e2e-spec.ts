@@ -150,7 +150,8 @@ describe('observability: metrics, health and logs of the sample app', () => {
       jsonLogs(app).find((entry) => entry.msg === 'call finished' && entry.tool === 'add' && entry.worker_id === body.workerId),
     );
     expect(line).toMatchObject({ level: 20, context: 'Snakepit', pool: 'default', outcome: 'ok' });
-    expect(typeof line.reqId).toBe('number');
+    // Fastify's request id, which pino-http adopts for the request's logger.
+    expect(line.reqId).toMatch(/^req-[0-9a-z]+$/);
     expect(typeof line.duration_ms).toBe('number');
   });
 

@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Inject, Post, Res } from '@nestjs/common';
 import { PoolService, SnakepitError, type ExecuteResult, type SnakepitExceptionFilterOptions } from '@snakepit/nestjs';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ERROR_BODY_OPTIONS } from '../errors/app-exception.filter';
 import { parseExecuteBody } from './request-body';
 
@@ -25,25 +25,29 @@ export class ExecuteController {
    * A client that disconnects cancels the Python generator.
    */
   @Post('stream')
-  stream(@Body() body: unknown, @Res() res: Response): void {
+  stream(@Body() body: unknown, @Res() reply: FastifyReply): void {
     const { tool, args, options } = parseExecuteBody(body);
+    const chunks = this.pools.executeStream(tool, args, options);
+    // From here the event stream is written to the Node response directly (a Fastify reply sends one payload).
+    reply.hijack();
+    const res = reply.raw;
     const startStream = () => {
-      if (res.headersSent) return;
-      res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      res.flushHeaders();
+      if (!res.headersSent) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     };
-    const subscription = this.pools.executeStream(tool, args, options).subscribe({
+    const subscription = chunks.subscribe({
       next: (chunk) => {
         startStream();
         res.write(`id: ${chunk.seq}\ndata: ${JSON.stringify(chunk.data)}\n\n`);
       },
       error: (error: unknown) => {
         const failure = error instanceof SnakepitError ? error : new SnakepitError('INTERNAL', String(error));
+        const errorBody = JSON.stringify(failure.toBody(this.errorOptions));
         if (!res.headersSent) {
-          res.status(failure.httpStatus).json(failure.toBody(this.errorOptions));
+          res.writeHead(failure.httpStatus, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(errorBody) });
+          res.end(errorBody);
           return;
         }
-        res.end(`event: error\ndata: ${JSON.stringify(failure.toBody(this.errorOptions))}\n\n`);
+        res.end(`event: error\ndata: ${errorBody}\n\n`);
       },
       complete: () => {
         startStream();

@@ -1,5 +1,5 @@
 import { Catch, ServiceUnavailableException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { HttpAdapterHost } from '@nestjs/core';
 
 /**
  * Answers a failed health check with Terminus' own body (`status`, `info`,
@@ -8,7 +8,9 @@ import type { Response } from 'express';
  */
 @Catch(ServiceUnavailableException)
 export class HealthResponseFilter implements ExceptionFilter<ServiceUnavailableException> {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   catch(exception: ServiceUnavailableException, host: ArgumentsHost): void {
-    host.switchToHttp().getResponse<Response>().status(exception.getStatus()).json(exception.getResponse());
+    this.adapterHost.httpAdapter.reply(host.switchToHttp().getResponse(), exception.getResponse(), exception.getStatus());
   }
 }
