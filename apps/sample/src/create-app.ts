@@ -14,9 +14,9 @@ import { GrpcHealthPublisher } from './health/grpc-health.publisher';
  * Builds and starts the sample app: HTTP on host:port, the public gRPC API
  * (`snakepit.v1.Snakepit`) and `grpc.health.v1.Health` on grpcHost:grpcPort.
  *
- * HTTP runs on Fastify rather than Express: measured on the same minimal Nest
- * controller (bench/gateway.mjs --nest), Express's router, body-parser and
- * reply path cost the host about 3x the CPU per call of Fastify's.
+ * HTTP runs on Fastify rather than Express: in the HTTP benchmark Express's
+ * router, body-parser and reply path made up most of the host's CPU per call,
+ * and the sample app on Fastify needs about half the CPU per call it did.
  */
 export async function createApp(config: SampleConfig): Promise<INestApplication> {
   // Bodies over the limit, malformed JSON and unsupported media types fail in Fastify's
