@@ -29,9 +29,11 @@ export function toGrpcStatus(error: SnakepitError, options: SnakepitExceptionFil
  * the body `{ error: { code, numericCode, message, details, python? } }`, or a
  * gRPC status carrying the same body in the `snakepit-error-body` trailer.
  *
- * HTTP answers go through the app's HTTP adapter (`app.getHttpAdapter()`), as
- * Nest's own BaseExceptionFilter does, so the filter works on any platform
- * (Express, Fastify). An app with no HTTP server may leave it out.
+ * HTTP answers go through the app's HTTP adapter when it is given
+ * (`app.getHttpAdapter()`), as Nest's own BaseExceptionFilter does. Without
+ * it the filter answers with `response.status(code).send(body)`, which Express
+ * responses and Fastify replies both understand, so `new SnakepitExceptionFilter(options)`
+ * keeps working on either platform.
  */
 @Catch(SnakepitError)
 export class SnakepitExceptionFilter implements ExceptionFilter<SnakepitError> {
@@ -42,14 +44,25 @@ export class SnakepitExceptionFilter implements ExceptionFilter<SnakepitError> {
 
   catch(error: SnakepitError, host: ArgumentsHost): Observable<never> | void {
     if (host.getType() === 'rpc') return throwError(() => toGrpcStatus(error, this.options));
-    if (!this.httpAdapter) {
-      throw new Error('SnakepitExceptionFilter answers HTTP errors through the HTTP adapter: new SnakepitExceptionFilter(options, app.getHttpAdapter())');
-    }
     const response: unknown = host.switchToHttp().getResponse();
-    if (this.httpAdapter.isHeadersSent(response)) {
-      this.httpAdapter.end(response);
+    const body = error.toBody(this.options);
+    if (this.httpAdapter) {
+      if (this.httpAdapter.isHeadersSent(response)) this.httpAdapter.end(response);
+      else this.httpAdapter.reply(response, body, error.httpStatus);
       return;
     }
-    this.httpAdapter.reply(response, error.toBody(this.options), error.httpStatus);
+    const reply = response as PlatformResponse;
+    // Express says headersSent, Fastify says sent (and ends through its Node response); only ending is left.
+    if (reply.headersSent || reply.sent) (reply.raw ?? reply).end?.();
+    else reply.status(error.httpStatus).send(body);
   }
+}
+
+/** What Express responses and Fastify replies have in common. */
+interface PlatformResponse {
+  headersSent?: boolean;
+  sent?: boolean;
+  end?: () => void;
+  raw?: { end(): void };
+  status(code: number): { send(body: unknown): unknown };
 }
