@@ -43,9 +43,9 @@ export interface CallListener {
 
 /**
  * The host end of one worker's multiplexed bidi stream. Calls get request ids;
- * all messages written in the same event-loop tick are coalesced into one
- * HostFrame (gRPC's cost is per message, so batching is what makes the stream
- * fast under load). A broken stream fails every call in flight on it at once.
+ * messages written together are coalesced into one HostFrame (gRPC's cost is
+ * per message, so batching is what makes the stream fast under load). A broken
+ * stream fails every call in flight on it at once.
  */
 export class WorkerChannel {
   private readonly client: WorkerBridgeClient;
@@ -144,7 +144,11 @@ export class WorkerChannel {
     this.outbox.push(message);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      queueMicrotask(this.flush);
+      // An idle stream sends at the end of this tick (latency). A busy one waits for the
+      // end of this event-loop turn, so calls started by other I/O callbacks of the turn
+      // (HTTP requests arriving together on many sockets) share the frame (throughput).
+      if (this.inFlight.size <= 1) queueMicrotask(this.flush);
+      else setImmediate(this.flush);
     }
   }
 
