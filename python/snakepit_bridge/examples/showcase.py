@@ -112,18 +112,18 @@ class ShowcaseAdapter(Adapter):
                 return
             yield {"i": i}
 
-    @tool
+    @tool(inline=True)
     def session_put(self, key: str, value: Any, ctx: CallContext) -> Any:
         """Store value under key in the session; returns it."""
         ctx.session[key] = value
         return value
 
-    @tool
+    @tool(inline=True)
     def session_get(self, key: str, ctx: CallContext) -> Any:
         """The session's value under key, or null."""
         return ctx.session.get(key)
 
-    @tool
+    @tool(inline=True)
     def session_incr(self, key: str, ctx: CallContext, by: int = 1) -> int:
         """Add by to the integer under key (missing counts as 0); returns the new value."""
         current = ctx.session.get(key, 0)
