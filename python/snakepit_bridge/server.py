@@ -174,7 +174,6 @@ class _Connection:
         # Host tools this host exposes (replaced whole when the host sends them).
         self._host_tools: dict[str, pb.ToolSpec] = {}
         self._host_call_ids = itertools.count(1)
-        self._open_host_link = self._host_link  # bound once: every call is handed it
         self._inert_context = CallContext(request_id=0, tool="", worker_id=bridge.worker_id)
 
     def _host_link(self, ctx: CallContext, depth: int) -> HostLink:
@@ -300,7 +299,7 @@ class _Connection:
             # host (waiting for one would block the loop that reads it).
             self._post(self._execute_sync(call))
             return
-        ctx.connect_host(self._open_host_link, request.host_call_depth)
+        ctx.connect_host(self._host_link, request.host_call_depth)
         with self._lock:
             self._calls[request_id] = call
         if tool.is_async:
