@@ -17,8 +17,9 @@ export const ERROR_TABLE = {
   POOL_NOT_FOUND: { numeric: 1011, http: 404, grpc: 5, summary: 'No pool of that name' },
   SESSION_NOT_FOUND: { numeric: 1012, http: 404, grpc: 5, summary: 'No live session with that id' },
   SHUTTING_DOWN: { numeric: 1013, http: 503, grpc: 14, summary: 'The host is shutting down' },
-  PAYLOAD_TOO_LARGE: { numeric: 1014, http: 413, grpc: 8, summary: 'Arguments exceed the size limit' },
+  PAYLOAD_TOO_LARGE: { numeric: 1014, http: 413, grpc: 8, summary: 'A call, result, stream chunk or session exceeds its size limit' },
   CANCELLED: { numeric: 1015, http: 499, grpc: 1, summary: 'The caller cancelled the call' },
+  SESSION_CONFLICT: { numeric: 1017, http: 409, grpc: 10, summary: 'A concurrent call changed the session first; nothing was written' },
   HOST_EXCEPTION: { numeric: 1016, http: 500, grpc: 13, summary: 'A host tool called from Python threw (seen by Python as HostToolError)' },
   INTERNAL: { numeric: 1099, http: 500, grpc: 13, summary: 'An unexpected failure inside Snakepit' },
 } as const satisfies Record<string, { numeric: number; http: number; grpc: number; summary: string }>;
