@@ -1,7 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
-const PAGE_SIZE = 4096;
-
 /**
  * Resident memory of whole process groups, from /proc, in one pass: a worker's
  * footprint includes any processes its tools started (multiprocessing, native
@@ -22,14 +20,24 @@ export function processGroupRss(groupIds: Iterable<number>): Map<number, number>
     if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // fields[2] is the process group id, fields[21] the resident set in pages.
-      const group = Number(fields[2]);
+      // fields[2] is the process group id.
+      const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
       if (!wanted.has(group)) continue;
-      totals.set(group, (totals.get(group) ?? 0) + Number(fields[21]) * PAGE_SIZE);
+      const rss = residentBytes(readFileSync(`/proc/${entry}/status`, 'utf8'));
+      if (rss !== undefined) totals.set(group, (totals.get(group) ?? 0) + rss);
     } catch {
       // the process exited while we looked
     }
   }
   return totals;
+}
+
+/**
+ * VmRSS of a /proc/<pid>/status text, in bytes. The kernel gives it in kB
+ * whatever the page size, unlike /proc/<pid>/stat, which counts pages (4, 16
+ * or 64 KiB depending on the kernel). Kernel threads have none: undefined.
+ */
+export function residentBytes(status: string): number | undefined {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  return match ? Number(match[1]) * 1024 : undefined;
 }

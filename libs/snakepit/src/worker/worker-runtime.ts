@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ResolvedOptions, ResolvedPoolOptions } from '../options/resolve-options';
-import { ProcessRegistry } from './process-registry';
+import { ProcessRegistry, type RegisteredProcess } from './process-registry';
 
 const WATCHDOG_SCRIPT = join(__dirname, 'watchdog.js');
 
@@ -22,24 +22,38 @@ export class WorkerRuntime {
   readonly runId = randomBytes(6).toString('hex');
   readonly token = randomBytes(32).toString('hex');
   readonly socketDir?: string;
+  /** Where the socket directory is made: a recorded socket directory anywhere else is never removed. */
+  private readonly socketBase?: string;
   private readonly registry: ProcessRegistry;
   private watchdog?: ChildProcess;
 
   constructor(private readonly options: ResolvedOptions) {
     if (options.transport === 'unix') {
+      this.socketBase = options.socketDir ?? tmpdir();
       // mkdtemp creates the directory with mode 0700: only this user can reach the sockets.
-      this.socketDir = mkdtempSync(join(options.socketDir ?? tmpdir(), 'snakepit-'));
+      this.socketDir = mkdtempSync(join(this.socketBase, 'snakepit-'));
     }
-    this.registry = new ProcessRegistry(join(options.stateDir, `${options.instanceName}.json`), this.runId, this.socketDir);
+    this.registry = new ProcessRegistry(join(options.stateDir, `${options.instanceName}.json`), this.runId, {
+      socketDir: this.socketDir,
+      socketBase: this.socketBase,
+    });
   }
 
   /**
    * Before the first worker starts: kill what a crashed earlier run of this
-   * instance left behind (only pids it recorded, checked by start time) and
-   * start the watchdog.
+   * instance left behind (only pids it recorded, checked by start time and run id) and
+   * start the watchdog. Throws SnakepitConfigError when the state directory
+   * is not private to this user.
    */
   start(logger: Logger): void {
-    const { killed } = this.registry.claim();
+    let killed: RegisteredProcess[];
+    try {
+      ({ killed } = this.registry.claim(logger));
+    } catch (error) {
+      // No worker will start: the socket directory made for them goes now.
+      if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+      throw error;
+    }
     if (killed.length > 0) {
       logger.warn({ msg: 'killed workers left behind by an earlier run', instance: this.options.instanceName, pids: killed.map((p) => p.pid) });
     }
@@ -48,7 +62,8 @@ export class WorkerRuntime {
       throw new Error(`Snakepit watchdog script missing at ${WATCHDOG_SCRIPT}; build the library or set watchdog: false`);
     }
     // Detached and in its own session, so signals aimed at the host's group do not reach it.
-    this.watchdog = spawn(process.execPath, [WATCHDOG_SCRIPT, this.registry.path, this.runId], {
+    const args = [WATCHDOG_SCRIPT, this.registry.path, this.runId, ...(this.socketBase ? [this.socketBase] : [])];
+    this.watchdog = spawn(process.execPath, args, {
       detached: true,
       stdio: ['pipe', 'ignore', 'ignore'],
     });
@@ -58,7 +73,7 @@ export class WorkerRuntime {
     (this.watchdog.stdin as Socket | null)?.unref();
   }
 
-  /** Records a worker's pid so that a later run, or the watchdog, can find it. */
+  /** Records a worker's pid so that a later run, or the watchdog, can find it (best-effort: never throws for the file). */
   track(pid: number, workerId: string): void {
     this.registry.add(pid, workerId);
   }
