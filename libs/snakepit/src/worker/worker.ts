@@ -8,7 +8,7 @@ import type { HostToolRegistry } from '../host-tools/host-tool.registry';
 import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
 import type { WorkerCrashReason } from '../telemetry/telemetry-events';
-import { WorkerProcess, type ProcessExit, type WorkerOutputLine, type WorkerProcessSpec } from './worker-process';
+import { OutputThrottle, WorkerProcess, type ProcessExit, type WorkerOutputLine, type WorkerProcessSpec } from './worker-process';
 
 /** `draining`: being recycled — takes no new calls, finishes the ones it has. */
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped' | 'crashed';
@@ -111,9 +111,13 @@ export class Worker {
     const proc = WorkerProcess.spawn(options, (line) => worker?.relayOutput(line));
     worker = new Worker(options.workerId, options.pool, proc, options.logger);
     const self = worker;
-    options.registry.track(proc.pid, self.id);
+    // The exit handler comes first: whatever fails below, a dying process is still reported.
     void proc.exited.then((exit) => {
-      options.registry.untrack(proc.pid);
+      try {
+        options.registry.untrack(proc.pid);
+      } catch (error) {
+        options.logger.warn({ msg: 'could not untrack a worker', pool: self.pool, worker_id: self.id, pid: proc.pid, reason: (error as Error).message });
+      }
       clearInterval(self.heartbeatTimer);
       self.notifyIdle();
       const expected = self.state === 'stopping' || self.state === 'stopped';
@@ -122,6 +126,8 @@ export class Worker {
       options.onExit(self, exit, expected);
     });
     try {
+      // Inside the try: a process that cannot be tracked is stopped, never left running unknown to the pool.
+      options.registry.track(proc.pid, self.id);
       const address = await proc.waitReady(() => [...self.recentOutput]);
       const channel = new WorkerChannel(toGrpcTarget(address), options.token, options.maxMessageBytes);
       self.channel = channel;
@@ -316,9 +322,16 @@ export class Worker {
     };
   }
 
+  /** Lines are capped in length by WorkerProcess; here, in number (per second, see OUTPUT_LIMITS). */
+  private readonly outputThrottle = new OutputThrottle((dropped) =>
+    this.logger.warn({ msg: 'worker output over the log rate limit; lines dropped', dropped, pool: this.pool, worker_id: this.id, pid: this.pid }),
+  );
+
   private relayOutput({ stream, line }: WorkerOutputLine): void {
+    // The recent lines (for start errors) are kept even when the log drops them.
     this.recentOutput.push(line);
     if (this.recentOutput.length > RECENT_OUTPUT_LINES) this.recentOutput.shift();
+    if (!this.outputThrottle.admit()) return;
     const context = { pool: this.pool, worker_id: this.id, pid: this.pid };
     if (stream === 'stdout') {
       this.logger.log({ msg: line, stream, ...context });
