@@ -1,3 +1,8 @@
+import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+
 /** Environment variables workers inherit from the host unless `inheritEnv` replaces the list. */
 export const DEFAULT_INHERITED_ENV = [
   'PATH',
@@ -55,13 +60,42 @@ export const CIRCUIT_BREAKER_DEFAULTS = {
 
 export const MODULE_DEFAULTS = {
   python: 'python3',
-  instanceName: 'default',
   watchdog: true,
   transport: 'unix',
   drainTimeoutMs: 10_000,
   stopGraceMs: 5_000,
   maxHostCallDepth: 4,
 } as const;
+
+/**
+ * The default `instanceName`: `app-` and 8 hex digits of the SHA-256 of the
+ * entry script's real path and the working directory's. Two apps, or one app's
+ * dev server and its test run, thus never take each other's registry for a
+ * crashed run of their own, while a restarted app finds what its last run left.
+ * The directory counts too because a shared launcher (a global ts-node, pm2)
+ * is the entry script of many apps.
+ */
+export function defaultInstanceName(entry: string | undefined = process.argv[1], cwd: string = process.cwd()): string {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return resolve(path);
+    }
+  };
+  const script = entry ? real(resolve(cwd, entry)) : '';
+  return `app-${createHash('sha256').update(`${script}\0${real(cwd)}`).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The default `stateDir`: `$XDG_RUNTIME_DIR/snakepit` when that is set (a
+ * per-user private directory), else `snakepit-<uid>` in the OS temp directory.
+ */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const runtimeDir = env.XDG_RUNTIME_DIR;
+  if (runtimeDir && isAbsolute(runtimeDir)) return join(runtimeDir, 'snakepit');
+  return join(tmpdir(), `snakepit-${process.geteuid?.() ?? userInfo().uid}`);
+}
 
 export const SESSION_DEFAULTS = {
   defaultTtlSeconds: 3600,

@@ -1,7 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { CIRCUIT_BREAKER_DEFAULTS, DEFAULT_INHERITED_ENV, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
+import { CIRCUIT_BREAKER_DEFAULTS, DEFAULT_INHERITED_ENV, defaultInstanceName, defaultStateDir, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
 import type { ClusterOptions } from '../cluster/cluster-options';
 import type { CircuitBreakerOptions, PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
 
@@ -150,7 +149,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
   positiveInteger(problems, 'sessions.defaultTtlSeconds', sessions.defaultTtlSeconds);
   positiveInteger(problems, 'sessions.maxTtlSeconds', sessions.maxTtlSeconds);
   positiveInteger(problems, 'sessions.sweepIntervalMs', sessions.sweepIntervalMs);
-  const instanceName = options.instanceName ?? MODULE_DEFAULTS.instanceName;
+  const instanceName = options.instanceName ?? defaultInstanceName();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(instanceName)) problems.push('instanceName must be letters, digits, _ . - (at most 64)');
   const drainTimeoutMs = options.drainTimeoutMs ?? MODULE_DEFAULTS.drainTimeoutMs;
   const stopGraceMs = options.stopGraceMs ?? MODULE_DEFAULTS.stopGraceMs;
@@ -167,7 +166,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     socketDir: options.socketDir,
     transport,
     instanceName,
-    stateDir: options.stateDir ?? join(tmpdir(), `snakepit-${userInfo().uid}`),
+    stateDir: options.stateDir ?? defaultStateDir(),
     watchdog: options.watchdog ?? MODULE_DEFAULTS.watchdog,
     drainTimeoutMs,
     stopGraceMs,

@@ -116,10 +116,24 @@ export interface SnakepitModuleOptions {
   transport?: 'unix' | 'tcp';
   /**
    * Names this host for leftover cleanup: on start it kills what an earlier,
-   * crashed run of the same instance left behind (default `default`).
+   * crashed run of the same instance left behind. A second live host of the
+   * same instance is refused at start. Default: `app-<8 hex>`, from the SHA-256
+   * of the real paths of the entry script (`process.argv[1]`) and the working
+   * directory, so two apps, or a dev server and a test run, on one machine are
+   * different instances while a restarted app is the same one. Set it when one
+   * script in one directory runs several hosts at once (e.g. per port).
    */
   instanceName?: string;
-  /** Where the instance's process registry lives (default: `snakepit-<uid>` in the OS temp dir). */
+  /**
+   * Where the instance's process registry (`<instanceName>.json`) lives.
+   * Default: `$XDG_RUNTIME_DIR/snakepit` when XDG_RUNTIME_DIR is set, else
+   * `snakepit-<uid>` in the OS temp dir. It is created with mode 0700 if
+   * missing; one that exists must be a real directory (no symlink) owned by the
+   * effective uid with mode 0700, else the module refuses to start
+   * (SnakepitConfigError naming the path). If it disappears while the host
+   * runs (a /tmp cleaner), the next registry write re-creates it; failed writes
+   * (e.g. a full disk) are logged, never thrown.
+   */
   stateDir?: string;
   /** Start the watchdog process that kills the workers if this host dies (default true). */
   watchdog?: boolean;
