@@ -82,11 +82,23 @@ def encode_payload(value: Any, what: str = "result", into: pb.Payload | None = N
     small result.
     """
     payload = pb.Payload() if into is None else into
-    if isinstance(value, _BINARY_TYPES):
-        payload.binary = bytes(value)
-    else:
-        payload.json = encode_json(value, what)
+    fill_payload(payload, value, what)
     return payload
+
+
+def fill_payload(payload: pb.Payload, value: Any, what: str = "result") -> int:
+    """Encode ``value`` into ``payload``; returns the bytes it carries.
+
+    The count is free here, while asking the filled message for its size
+    serializes it again: the bridge uses it to size its frames.
+    """
+    if isinstance(value, _BINARY_TYPES):
+        data = bytes(value)
+        payload.binary = data
+    else:
+        data = encode_json(value, what)
+        payload.json = data
+    return len(data)
 
 
 def encode_json(value: Any, what: str = "value") -> bytes:

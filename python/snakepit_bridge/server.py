@@ -6,6 +6,14 @@ message, so every reply that is ready at the same moment goes out in one
 finished replies (and stream chunks) are appended to one outbox, and a single
 writer, the handler's async generator, sends the whole outbox as one frame.
 
+Frames are bounded in bytes: gRPC refuses to send a message above the limit
+(``--max-message-bytes``, which the host matches to its own channel) and the
+stream dies with every call on it. Each reply enters the outbox with its
+share of a frame (its tag, length varint and body); when the outbox fits, it
+is still one frame, otherwise the writer sends as many consecutive frames as
+it takes, in order. The share of a result or chunk is an upper bound taken
+from its payload's length, so the hot path never serializes a reply twice.
+
 Async tools run as tasks on the event loop. Sync tools run in a thread pool
 so the loop (and health checks) stay responsive; a finished sync call does
 *not* wake the loop per call (``run_in_executor`` does, and costs 3-4x): it
@@ -27,7 +35,7 @@ import logging
 import os
 import platform
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import grpc
@@ -38,7 +46,7 @@ from .context import CallContext, Cancellation
 from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError, error_info
 from .host_tools import HostLink
 from .schema import ParamSpec
-from .serialization import decode_args, encode_json, encode_payload
+from .serialization import decode_args, encode_json, fill_payload
 from .wire import pb, pb_grpc
 
 TOKEN_METADATA_KEY: Final = "x-snakepit-token"
@@ -46,7 +54,29 @@ TOKEN_METADATA_KEY: Final = "x-snakepit-token"
 # generator faster than the host blocks instead of filling memory.
 STREAM_WINDOW: Final = 64
 
+# Upper bounds of what a result or chunk adds to its payload's bytes in a frame,
+# so that the hot path never serializes a reply just to learn its size. Each
+# field costs a 1-byte tag; a varint is at most 10 bytes (uint64), a length
+# at most 5 (< 32 GiB): the frame's element (1+5), WorkerMessage.id (1+10),
+# the kind (1+5), its value (1+5), the payload's body (1+5); a chunk adds seq (1+10).
+RESULT_OVERHEAD: Final = 35
+CHUNK_OVERHEAD: Final = RESULT_OVERHEAD + 11
+# A session delta is one more length-delimited field of the result.
+DELTA_OVERHEAD: Final = 6
+
+# A reply and its share of a frame (exact, or an upper bound).
+Reply = tuple[pb.WorkerMessage, int]
+
 log = logging.getLogger("snakepit.bridge")
+
+
+def frame_share(message: pb.WorkerMessage) -> int:
+    """The exact bytes ``message`` adds to a WorkerFrame: tag, length varint, body.
+
+    (protobuf's own varint sizer is internal API, hence the one-liner.)
+    """
+    size = message.ByteSize()
+    return 1 + max(1, (size.bit_length() + 6) // 7) + size
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
@@ -149,7 +179,7 @@ class _Call:
         self.ctx = ctx
         self.window = _ChunkWindow() if tool.streaming else None
         self.future: concurrent.futures.Future[None] | None = None
-        self.task: asyncio.Task[pb.WorkerMessage] | None = None
+        self.task: asyncio.Task[Reply] | None = None
         self.seq = 0
         self.cancel_reason = ""
 
@@ -161,11 +191,17 @@ class _Connection:
         self._bridge = bridge
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        # _lock guards _outbox, _chunk_counts, _wake_pending, and removal from
-        # _calls together with the terminal message that causes it, so the
-        # writer can never see "no calls, nothing queued" in between.
+        # No frame may exceed this: gRPC refuses to send a larger message and
+        # the stream, with every call on it, dies.
+        self._limit = bridge.max_message_bytes
+        # _lock guards _outbox (with the frame share of each message and their
+        # sum), _chunk_counts, _wake_pending, and removal from _calls together
+        # with the terminal message that causes it, so the writer can never see
+        # "no calls, nothing queued" in between.
         self._lock = threading.Lock()
         self._outbox: list[pb.WorkerMessage] = []
+        self._shares: list[int] = []
+        self._outbox_bytes = 0
         self._chunk_counts: dict[_Call, int] = {}
         self._wake_pending = False
         self._wakeup = asyncio.Event()
@@ -179,7 +215,7 @@ class _Connection:
     def _host_link(self, ctx: CallContext, depth: int) -> HostLink:
         """The way back to the host for one call, made when its tool first reaches for it."""
         return HostLink(
-            self._post,
+            self._send_host_call,
             lambda: next(self._host_call_ids),
             parent_id=ctx.request_id,
             depth=depth,
@@ -191,26 +227,39 @@ class _Connection:
     # ------------------------------------------------------------ writer side
 
     async def frames(self) -> AsyncIterator[pb.WorkerFrame]:
-        """Everything queued since the last frame, as one frame; ends once closing and idle."""
+        """Everything queued since the last frame, as one frame when it fits (as many as
+        it takes otherwise); ends once closing and idle."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             with self._lock:
                 messages, self._outbox = self._outbox, []
+                shares, self._shares = self._shares, []
+                total, self._outbox_bytes = self._outbox_bytes, 0
                 counts, self._chunk_counts = self._chunk_counts, {}
                 finished = self._closing and not self._calls
             if messages:
-                yield pb.WorkerFrame(messages=messages)
+                if total <= self._limit:
+                    yield pb.WorkerFrame(messages=messages)
+                else:
+                    for part in split_frames(messages, shares, self._limit):
+                        yield pb.WorkerFrame(messages=part)
                 for call, count in counts.items():
                     if call.window is not None:
                         call.window.release(count)
             if finished:
                 return
 
-    def _post(self, message: pb.WorkerMessage, *, finished: _Call | None = None, chunk_of: _Call | None = None) -> None:
-        """Queue a reply from any thread; the loop is woken at most once per burst."""
+    def _post(self, message: pb.WorkerMessage, share: int, *, finished: _Call | None = None,
+              chunk_of: _Call | None = None) -> None:
+        """Queue a reply from any thread; the loop is woken at most once per burst.
+
+        ``share`` is the message's frame share (see frame_share), at most the limit.
+        """
         with self._lock:
             self._outbox.append(message)
+            self._shares.append(share)
+            self._outbox_bytes += share
             if finished is not None:
                 del self._calls[finished.id]
             if chunk_of is not None:
@@ -224,6 +273,9 @@ class _Connection:
         # RuntimeError: the loop is closed, the process is exiting and nobody reads.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._wake)
+
+    def _send_host_call(self, message: pb.WorkerMessage) -> None:
+        self._post(message, frame_share(message))
 
     def _wake(self) -> None:
         with self._lock:
@@ -271,12 +323,12 @@ class _Connection:
                 f"no tool named {request.tool!r}",
                 {"tool": request.tool, "available": sorted(self._bridge.tools)},
             )
-            self._post(pb.WorkerMessage(id=request_id, error=pb.CallError(error=error_info(error))))
+            self._post(*self._error_reply(request_id, error))
             return
         tool, function = entry
         if tool.streaming and not request.stream:
             error = ToolError(INVALID_ARGUMENTS, f"{tool.name} is a streaming tool: call it with executeStream")
-            self._post(pb.WorkerMessage(id=request_id, error=pb.CallError(error=error_info(error))))
+            self._post(*self._error_reply(request_id, error))
             return
         if tool.inline and tool.context_param is None:
             # Nothing can reach this call's context (no parameter, no cancel while it
@@ -297,7 +349,7 @@ class _Connection:
             # Start to finish on the loop thread, so no cancel and no host reply can
             # reach it meanwhile: it is not registered, and has no way back to the
             # host (waiting for one would block the loop that reads it).
-            self._post(self._execute_sync(call))
+            self._post(*self._execute_sync(call))
             return
         ctx.connect_host(self._host_link, request.host_call_depth)
         with self._lock:
@@ -340,15 +392,15 @@ class _Connection:
             call.task.cancel()
         elif call.future is not None and call.future.cancel():
             # Still queued behind other calls: it will never run, so answer now.
-            self._post(self._cancelled(call), finished=call)
+            self._post(*self._cancelled(call), finished=call)
 
     # ------------------------------------------------------------ running tools
 
     def _run_sync(self, call: _Call) -> None:
         """Pool thread: run a sync tool (or drain a sync stream) and post its terminal."""
-        self._post(self._execute_sync(call), finished=call)
+        self._post(*self._execute_sync(call), finished=call)
 
-    def _execute_sync(self, call: _Call) -> pb.WorkerMessage:
+    def _execute_sync(self, call: _Call) -> Reply:
         try:
             kwargs = call.tool.bind(decode_args(call.args), call.ctx)
             value = call.function(**kwargs)
@@ -375,7 +427,7 @@ class _Connection:
             if close is not None:
                 close()
 
-    async def _run_async(self, call: _Call) -> pb.WorkerMessage:
+    async def _run_async(self, call: _Call) -> Reply:
         """Loop task: run an async tool; CancelledError propagates (see _async_done)."""
         try:
             kwargs = call.tool.bind(decode_args(call.args), call.ctx)
@@ -403,50 +455,76 @@ class _Connection:
             if aclose is not None:
                 await aclose()
 
-    def _async_done(self, call: _Call, task: asyncio.Task[pb.WorkerMessage]) -> None:
+    def _async_done(self, call: _Call, task: asyncio.Task[Reply]) -> None:
         # A task cancelled before its first step never ran its try block, so the
         # terminal is decided here, not inside the coroutine.
-        message = self._cancelled(call) if task.cancelled() else task.result()
-        self._post(message, finished=call)
+        message, share = self._cancelled(call) if task.cancelled() else task.result()
+        self._post(message, share, finished=call)
 
     def _post_chunk(self, call: _Call, item: Any) -> None:
         message = pb.WorkerMessage(id=call.id)
         message.chunk.seq = call.seq
-        encode_payload(item, f"chunk {call.seq}", into=message.chunk.value)
+        share = CHUNK_OVERHEAD + fill_payload(message.chunk.value, item, f"chunk {call.seq}")
+        if share > self._limit:  # the bound is not good enough here: ask for the truth
+            share = frame_share(message)
         call.seq += 1
-        self._post(message, chunk_of=call)
+        self._post(message, share, chunk_of=call)
 
-    def _outcome(self, call: _Call, value: Any) -> pb.WorkerMessage:
+    def _outcome(self, call: _Call, value: Any) -> Reply:
         if call.ctx.cancelled.is_set():
             return self._cancelled(call)
         message = pb.WorkerMessage(id=call.id)
         try:
-            encode_payload(value, into=message.result.value)
+            share = RESULT_OVERHEAD + fill_payload(message.result.value, value)
         except ToolError as exc:
             return self._failure(call, exc)
         delta = call.ctx.session_delta
         if delta is not None:
             message.result.session.CopyFrom(delta)
-        return message
+            share += DELTA_OVERHEAD + delta.ByteSize()
+        if share > self._limit:  # the bound is not good enough here: ask for the truth
+            share = frame_share(message)
+        return message, share
 
-    def _failure(self, call: _Call, exc: BaseException) -> pb.WorkerMessage:
+    def _failure(self, call: _Call, exc: BaseException) -> Reply:
         if call.ctx.cancelled.is_set():
             return self._cancelled(call)
+        return self._error_reply(call.id, exc)
+
+    def _error_reply(self, request_id: int, exc: BaseException) -> Reply:
         info = error_info(exc)
-        log.debug("tool %s failed: %s", call.tool.name, info.message, extra={"request_id": call.id, "code": info.code})
-        return pb.WorkerMessage(id=call.id, error=pb.CallError(error=info))
+        log.debug("call %d failed: %s", request_id, info.message, extra={"request_id": request_id, "code": info.code})
+        message = pb.WorkerMessage(id=request_id, error=pb.CallError(error=info))
+        return message, frame_share(message)
 
     @staticmethod
-    def _cancelled(call: _Call) -> pb.WorkerMessage:
-        return pb.WorkerMessage(id=call.id, cancelled=pb.Cancelled(reason=call.cancel_reason))
+    def _cancelled(call: _Call) -> Reply:
+        message = pb.WorkerMessage(id=call.id, cancelled=pb.Cancelled(reason=call.cancel_reason))
+        return message, frame_share(message)
+
+
+def split_frames(messages: list[pb.WorkerMessage], shares: list[int], limit: int) -> Iterator[list[pb.WorkerMessage]]:
+    """Consecutive runs of ``messages``, each as long as fits in ``limit`` bytes.
+
+    Order is kept (a call's chunks, then its terminal), and no run is empty.
+    """
+    start = total = 0
+    for index, share in enumerate(shares):
+        if total + share > limit and index > start:
+            yield messages[start:index]
+            start, total = index, 0
+        total += share
+    yield messages[start:]
 
 
 class WorkerBridge(pb_grpc.WorkerBridgeServicer):
     """Serves one adapter instance to the host."""
 
     def __init__(self, adapter: Adapter, adapter_spec: str, tools: Mapping[str, ToolDefinition],
-                 worker_id: str, capacity: int) -> None:
+                 worker_id: str, capacity: int, *, max_message_bytes: int) -> None:
         self.worker_id = worker_id
+        # The largest gRPC message the server sends (its max_send_message_length).
+        self.max_message_bytes = max_message_bytes
         self.tools: dict[str, tuple[ToolDefinition, Callable[..., Any]]] = {
             name: (definition, getattr(adapter, definition.attribute)) for name, definition in tools.items()
         }

@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # every startup failure is reported the same way
         ready.fail(exc)
         return EXIT_STARTUP_FAILED
-    bridge = WorkerBridge(adapter, options.adapter, tools, options.worker_id, options.capacity)
+    bridge = WorkerBridge(
+        adapter, options.adapter, tools, options.worker_id, options.capacity,
+        max_message_bytes=options.max_message_bytes,
+    )
     try:
         code, tools_stopped = asyncio.run(_serve(options, token, bridge, ready))
     finally:

@@ -168,6 +168,7 @@ class BridgeClient:
         self._next_id = 1
         self.frames_received = 0
         self.messages_received = 0
+        self.frame_sizes: list[int] = []  # serialized bytes of each WorkerFrame, in order
         self._reader: asyncio.Task[None] | None = None
         self.stream_error: BaseException | None = None
         self.ended = asyncio.Event()
@@ -191,6 +192,7 @@ class BridgeClient:
         try:
             async for frame in self._call:
                 self.frames_received += 1
+                self.frame_sizes.append(frame.ByteSize())
                 for message in frame.messages:
                     self.messages_received += 1
                     self._queue(message.id).put_nowait(message)
@@ -201,6 +203,11 @@ class BridgeClient:
 
     def _queue(self, request_id: int) -> asyncio.Queue[pb.WorkerMessage]:
         return self._replies.setdefault(request_id, asyncio.Queue())
+
+    @property
+    def next_id(self) -> int:
+        """The request id the next call will get (reply sizes depend on it)."""
+        return self._next_id
 
     def send(self, *requests: pb.CallRequest) -> list[int]:
         """Send calls in ONE frame (as the host coalesces a tick); returns their ids."""

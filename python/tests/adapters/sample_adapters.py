@@ -69,3 +69,39 @@ class MixedAdapter(Adapter):
     @tool
     def huge(self) -> int:
         return 2**60
+
+
+class SizesAdapter(Adapter):
+    """Replies of chosen sizes, to test the byte bounds of the worker's frames."""
+
+    def setup(self) -> None:
+        self.closed = {"async": 0, "sync": 0}
+
+    @tool(inline=True)
+    def blob_inline(self, n: int) -> bytes:
+        """Inline: every call of one host frame is answered before the writer runs."""
+        return b"x" * n
+
+    @tool
+    def blob(self, n: int) -> bytes:
+        return b"x" * n
+
+    @tool
+    def chunks(self, n: int, size: int) -> Iterator[bytes]:
+        try:
+            for _ in range(n):
+                yield b"x" * size
+        finally:
+            self.closed["sync"] += 1
+
+    @tool
+    async def achunks(self, n: int, size: int) -> AsyncIterator[bytes]:
+        try:
+            for _ in range(n):
+                yield b"x" * size
+        finally:
+            self.closed["async"] += 1
+
+    @tool
+    def closes(self) -> dict[str, int]:
+        return self.closed
