@@ -27,8 +27,8 @@ export interface RegistryLogger {
 
 /** A registry bigger than this was not written by Snakepit. */
 const MAX_REGISTRY_BYTES = 1024 * 1024;
-/** Failed writes are reported at most this often (each flush would otherwise log). */
-const WRITE_WARNING_INTERVAL_MS = 60_000;
+/** Each kind of write problem is reported at most this often (each flush would otherwise log). */
+const WARNING_INTERVAL_MS = 60_000;
 
 const effectiveUid = (): number | undefined => process.geteuid?.();
 
@@ -208,15 +208,16 @@ export interface ProcessRegistryOptions {
  * Writes after claim() are best-effort: the registry only serves cleanup after
  * a crash (workers also exit on their own when the host's pipe closes), so a
  * state directory deleted by a /tmp cleaner, or a full disk, must never take
- * the host down. Each write re-creates and re-checks the directory; failures
- * are logged at most once a minute.
+ * the host down. Each write re-creates and re-checks the directory; a
+ * re-creation and a failed write are each logged at most once a minute.
  */
 export class ProcessRegistry {
   private readonly workers = new Map<number, RegisteredProcess>();
   private readonly host: RegisteredProcess;
   private logger?: RegistryLogger;
   private failedWrites = 0;
-  private lastWarningAt = -Infinity;
+  /** When each kind of warning was last logged. */
+  private readonly warnedAt = new Map<string, number>();
 
   constructor(
     readonly path: string,
@@ -275,12 +276,12 @@ export class ProcessRegistry {
     const contents: RegistryContents = { runId: this.runId, host: this.host, workers: [...this.workers.values()], socketDir: this.options.socketDir };
     const dir = dirname(this.path);
     try {
-      if (ensureStateDir(dir)) this.warn({ msg: 'the state directory had disappeared (a /tmp cleaner?); re-created it', stateDir: dir });
+      if (ensureStateDir(dir)) this.warn('recreated', { msg: 'the state directory had disappeared (a /tmp cleaner?); re-created it', stateDir: dir });
       // Write then rename: a watchdog reading at the moment of a crash never sees half a file.
       writeFileAtomically(this.path, JSON.stringify(contents));
     } catch (error) {
       this.failedWrites++;
-      this.warn({ msg: 'could not write the process registry; leftover cleanup after a crash may miss workers', path: this.path, reason: (error as Error).message, failed_writes: this.failedWrites });
+      this.warn('write_failed', { msg: 'could not write the process registry; leftover cleanup after a crash may miss workers', path: this.path, reason: (error as Error).message, failed_writes: this.failedWrites });
       return;
     }
     if (this.failedWrites > 0) {
@@ -289,10 +290,10 @@ export class ProcessRegistry {
     }
   }
 
-  private warn(message: Record<string, unknown>): void {
+  private warn(kind: 'recreated' | 'write_failed', message: Record<string, unknown>): void {
     const now = Date.now();
-    if (now - this.lastWarningAt < WRITE_WARNING_INTERVAL_MS) return;
-    this.lastWarningAt = now;
+    if (now - (this.warnedAt.get(kind) ?? -Infinity) < WARNING_INTERVAL_MS) return;
+    this.warnedAt.set(kind, now);
     this.logger?.warn(message);
   }
 }
