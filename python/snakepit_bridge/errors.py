@@ -23,6 +23,9 @@ TOOL_NOT_FOUND: Final = "TOOL_NOT_FOUND"
 INVALID_ARGUMENTS: Final = "INVALID_ARGUMENTS"
 SERIALIZATION_ERROR: Final = "SERIALIZATION_ERROR"
 RESOURCE_EXHAUSTED: Final = "RESOURCE_EXHAUSTED"
+PAYLOAD_TOO_LARGE: Final = "PAYLOAD_TOO_LARGE"
+# The host option that sets the worker's message limit (maxPayloadBytes + 64 KiB).
+PAYLOAD_LIMIT_OPTION: Final = "maxPayloadBytes"
 
 # Bounds keep a pathological exception (a huge message, a recursion traceback,
 # a cyclic chain) from producing a multi-megabyte error frame.
@@ -42,6 +45,21 @@ class ToolError(Exception):
         self.code = code
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
+
+
+def payload_too_large(what: str, size: int, limit: int, subject: str) -> ToolError:
+    """The answer for a reply that no frame can carry: ``subject`` ("the result of
+    tool 'x'") is ``size`` bytes, above the worker's message ``limit``.
+
+    ``what`` is the kind, for programs: result, session delta, stream chunk, error
+    or host call.
+    """
+    return ToolError(
+        PAYLOAD_TOO_LARGE,
+        f"{subject} is {size} bytes, more than the {limit}-byte limit of one worker message; "
+        f"the host pool option {PAYLOAD_LIMIT_OPTION} raises the limit",
+        {"bytes": size, "limitBytes": limit, "what": what, "option": PAYLOAD_LIMIT_OPTION},
+    )
 
 
 def error_info(exc: BaseException) -> pb.ErrorInfo:

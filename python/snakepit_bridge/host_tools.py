@@ -96,7 +96,11 @@ class HostLink:
             depth=self._depth + 1,
             session_id=self._session_id,
         )
-        self._send(pb.WorkerMessage(id=self._parent_id, host_call=request))
+        try:
+            self._send(pb.WorkerMessage(id=self._parent_id, host_call=request))
+        except BaseException:  # refused (too large for a frame): nobody will answer it
+            self.forget(call_id)
+            raise
         return call_id, future
 
     def resolve(self, reply: pb.HostCallReply) -> None:

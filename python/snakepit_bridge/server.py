@@ -13,6 +13,10 @@ share of a frame (its tag, length varint and body); when the outbox fits, it
 is still one frame, otherwise the writer sends as many consecutive frames as
 it takes, in order. The share of a result or chunk is an upper bound taken
 from its payload's length, so the hot path never serializes a reply twice.
+A reply that no frame could carry on its own is never queued: that call alone
+answers ``PAYLOAD_TOO_LARGE`` (a stream ends at the oversized chunk, its
+generator closed; a host call that is too large raises ``HostToolError`` in
+the tool), so no message size can break the stream.
 
 Async tools run as tasks on the event loop. Sync tools run in a thread pool
 so the loop (and health checks) stay responsive; a finished sync call does
@@ -43,8 +47,8 @@ import grpc
 from ._version import __version__
 from .adapter import Adapter, ToolDefinition, ToolKind
 from .context import CallContext, Cancellation
-from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError, error_info
-from .host_tools import HostLink
+from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError, error_info, payload_too_large
+from .host_tools import HostLink, HostToolError
 from .schema import ParamSpec
 from .serialization import decode_args, encode_json, fill_payload
 from .wire import pb, pb_grpc
@@ -53,6 +57,9 @@ TOKEN_METADATA_KEY: Final = "x-snakepit-token"
 # Chunks of one streaming call that may be queued but not yet written; a
 # generator faster than the host blocks instead of filling memory.
 STREAM_WINDOW: Final = 64
+# The smallest message limit a worker accepts: the PAYLOAD_TOO_LARGE error that
+# replaces an oversized reply (a few hundred bytes) must always fit.
+MIN_MESSAGE_BYTES: Final = 4096
 
 # Upper bounds of what a result or chunk adds to its payload's bytes in a frame,
 # so that the hot path never serializes a reply just to learn its size. Each
@@ -275,7 +282,13 @@ class _Connection:
             self._loop.call_soon_threadsafe(self._wake)
 
     def _send_host_call(self, message: pb.WorkerMessage) -> None:
-        self._post(message, frame_share(message))
+        """HostLink's way out; a host call no frame can carry fails in the tool instead."""
+        share = frame_share(message)
+        if share > self._limit:
+            subject = f"the call of host tool {message.host_call.tool!r}"
+            refusal = self._refuse(message.id, payload_too_large("host call", share, self._limit, subject))
+            raise HostToolError(refusal.code, refusal.message, refusal.details)
+        self._post(message, share)
 
     def _wake(self) -> None:
         with self._lock:
@@ -323,12 +336,12 @@ class _Connection:
                 f"no tool named {request.tool!r}",
                 {"tool": request.tool, "available": sorted(self._bridge.tools)},
             )
-            self._post(*self._error_reply(request_id, error))
+            self._post(*self._error_reply(request_id, "an unknown tool", error))
             return
         tool, function = entry
         if tool.streaming and not request.stream:
             error = ToolError(INVALID_ARGUMENTS, f"{tool.name} is a streaming tool: call it with executeStream")
-            self._post(*self._error_reply(request_id, error))
+            self._post(*self._error_reply(request_id, f"tool {tool.name!r}", error))
             return
         if tool.inline and tool.context_param is None:
             # Nothing can reach this call's context (no parameter, no cancel while it
@@ -467,6 +480,10 @@ class _Connection:
         share = CHUNK_OVERHEAD + fill_payload(message.chunk.value, item, f"chunk {call.seq}")
         if share > self._limit:  # the bound is not good enough here: ask for the truth
             share = frame_share(message)
+            if share > self._limit:
+                # Raised in the pump: the generator is closed and the call ends with it.
+                subject = f"stream chunk {call.seq} of tool {call.tool.name!r}"
+                raise self._refuse(call.id, payload_too_large("stream chunk", share, self._limit, subject))
         call.seq += 1
         self._post(message, share, chunk_of=call)
 
@@ -475,27 +492,46 @@ class _Connection:
             return self._cancelled(call)
         message = pb.WorkerMessage(id=call.id)
         try:
-            share = RESULT_OVERHEAD + fill_payload(message.result.value, value)
+            value_bytes = fill_payload(message.result.value, value)
         except ToolError as exc:
             return self._failure(call, exc)
+        share = RESULT_OVERHEAD + value_bytes
         delta = call.ctx.session_delta
+        delta_bytes = 0
         if delta is not None:
             message.result.session.CopyFrom(delta)
-            share += DELTA_OVERHEAD + delta.ByteSize()
+            delta_bytes = delta.ByteSize()
+            share += DELTA_OVERHEAD + delta_bytes
         if share > self._limit:  # the bound is not good enough here: ask for the truth
             share = frame_share(message)
+            if share > self._limit:
+                subject = f"the result of tool {call.tool.name!r}"
+                if delta_bytes:
+                    subject += f" with its {delta_bytes}-byte session delta"
+                what = "session delta" if delta_bytes > value_bytes else "result"  # the larger part
+                return self._failure(call, self._refuse(call.id, payload_too_large(what, share, self._limit, subject)))
         return message, share
 
     def _failure(self, call: _Call, exc: BaseException) -> Reply:
         if call.ctx.cancelled.is_set():
             return self._cancelled(call)
-        return self._error_reply(call.id, exc)
+        return self._error_reply(call.id, f"tool {call.tool.name!r}", exc)
 
-    def _error_reply(self, request_id: int, exc: BaseException) -> Reply:
+    def _error_reply(self, request_id: int, tool: str, exc: BaseException) -> Reply:
         info = error_info(exc)
-        log.debug("call %d failed: %s", request_id, info.message, extra={"request_id": request_id, "code": info.code})
+        log.debug("%s failed: %s", tool, info.message, extra={"request_id": request_id, "code": info.code})
         message = pb.WorkerMessage(id=request_id, error=pb.CallError(error=info))
-        return message, frame_share(message)
+        share = frame_share(message)
+        if share > self._limit:
+            refusal = self._refuse(request_id, payload_too_large("error", share, self._limit, f"the error of {tool}"))
+            message = pb.WorkerMessage(id=request_id, error=pb.CallError(error=error_info(refusal)))
+            share = frame_share(message)
+        return message, share
+
+    @staticmethod
+    def _refuse(request_id: int, refusal: ToolError) -> ToolError:
+        log.warning("%s: answering %s instead", refusal.message, refusal.code, extra={"request_id": request_id})
+        return refusal
 
     @staticmethod
     def _cancelled(call: _Call) -> Reply:

@@ -53,7 +53,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .adapter import Adapter, discover_tools, load_adapter
 from .errors import qualified_type_name
 from .logging import LEVEL_NAMES, configure_logging
-from .server import TokenAuthInterceptor, WorkerBridge
+from .server import MIN_MESSAGE_BYTES, TokenAuthInterceptor, WorkerBridge
 from .wire import SERVICE_NAME, pb_grpc
 
 TOKEN_ENV: str = "SNAKEPIT_AUTH_TOKEN"
@@ -102,9 +102,10 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--shutdown-grace-ms", type=_non_negative_int, default=5000)
     parser.add_argument(
         "--max-message-bytes",
-        type=_positive_int,
+        type=_message_limit,
         default=DEFAULT_MAX_MESSAGE_BYTES,
-        help="largest gRPC message either way; the host sets it to match its own channel",
+        help=f"largest gRPC message either way (at least {MIN_MESSAGE_BYTES}); the host sets it to match its own "
+        "channel, and a reply above it fails its call with PAYLOAD_TOO_LARGE",
     )
     ns = parser.parse_args(argv)
     return Options(
@@ -124,6 +125,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _message_limit(text: str) -> int:
+    value = int(text)
+    if value < MIN_MESSAGE_BYTES:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_MESSAGE_BYTES}, got {value}")
     return value
 
 

@@ -220,6 +220,11 @@ class BridgeClient:
         self._outgoing.put_nowait(pb.HostFrame(messages=messages))
         return ids
 
+    def send_host_tools(self, *names: str) -> None:
+        """Offer host tools to Python, as the host does first thing on a stream."""
+        tools = pb.HostTools(tools=[pb.ToolSpec(name=name) for name in names])
+        self._outgoing.put_nowait(pb.HostFrame(messages=[pb.HostMessage(id=0, host_tools=tools)]))
+
     def close_requests(self) -> None:
         """Half-close: the host will send nothing more."""
         self._outgoing.put_nowait(None)

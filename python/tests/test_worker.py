@@ -98,6 +98,12 @@ def test_missing_token_and_bad_usage(spawn: Spawn) -> None:
     assert "--capacity" in usage["message"]
 
 
+def test_message_limit_has_a_floor(spawn: Spawn) -> None:
+    # Below it, even the PAYLOAD_TOO_LARGE answer to an oversized reply might not fit.
+    report = startup_error(spawn("--max-message-bytes", "100"))
+    assert "--max-message-bytes" in report["message"] and "at least 4096" in report["message"]
+
+
 def test_sigterm_exits_cleanly_and_removes_socket(spawn: Spawn) -> None:
     worker = spawn()
     assert worker.socket.exists()

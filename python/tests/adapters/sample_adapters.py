@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
-from snakepit_bridge import Adapter, CallContext, tool
+from snakepit_bridge import Adapter, CallContext, ToolError, tool
+from snakepit_bridge.host_tools import HostToolError
 
 
 class MixedAdapter(Adapter):
@@ -105,3 +106,40 @@ class SizesAdapter(Adapter):
     @tool
     def closes(self) -> dict[str, int]:
         return self.closed
+
+    @tool
+    def growing(self, sizes: list[int]) -> Iterator[bytes]:
+        try:
+            for size in sizes:
+                yield b"x" * size
+        finally:
+            self.closed["sync"] += 1
+
+    @tool
+    async def agrowing(self, sizes: list[int]) -> AsyncIterator[bytes]:
+        try:
+            for size in sizes:
+                yield b"x" * size
+        finally:
+            self.closed["async"] += 1
+
+    @tool
+    async def ablob(self, n: int) -> bytes:
+        return b"x" * n
+
+    @tool
+    def session_blob(self, n: int, ctx: CallContext) -> str:
+        ctx.session["big"] = "x" * n
+        return "stored"
+
+    @tool
+    def big_error(self, n: int) -> None:
+        raise ToolError("INVALID_ARGUMENTS", "too much detail", {"blob": "x" * n})
+
+    @tool
+    def big_host_call(self, n: int, ctx: CallContext) -> dict[str, object]:
+        try:
+            ctx.call_host("echo", {"blob": "x" * n}, timeout=5)
+        except HostToolError as exc:
+            return {"code": exc.code, "message": exc.message, "details": exc.details}
+        return {}
