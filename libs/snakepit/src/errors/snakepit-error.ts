@@ -22,16 +22,46 @@ export interface SnakepitErrorOptions {
   cause?: unknown;
 }
 
-/** The JSON body the sample app (and any app using the filters) answers with. */
+/**
+ * The JSON body the sample app (and any app using the filters) answers with.
+ * Without `exposeTracebacks` it is the public body: `python` has only `type`
+ * and `message`, and `details` leaves out Snakepit's internal keys
+ * (INTERNAL_DETAIL_KEYS). With it, `python` has the traceback and chain too and
+ * `details` is whole, as SnakepitError.details always is in process.
+ */
 export interface SnakepitErrorBody {
   error: {
     code: SnakepitErrorCode;
     numericCode: number;
     message: string;
     details: Record<string, unknown>;
-    python?: Omit<PythonExceptionInfo, 'traceback'> & { traceback?: string };
+    python?: Pick<PythonExceptionInfo, 'type' | 'message'> & Partial<Pick<PythonExceptionInfo, 'traceback' | 'chain'>>;
+    /** Set when the body was shortened to fit a transport's limit (gRPC trailers). */
+    truncated?: true;
   };
 }
+
+/**
+ * Details that describe Snakepit's internals rather than the call: which
+ * worker process ran it, the worker stream's request counter, the tool and pool
+ * inventory, a worker's captured output, interpreter paths, cluster internals.
+ * They stay in SnakepitError.details and in logs; clients see them only with
+ * `exposeTracebacks`.
+ */
+const INTERNAL_DETAIL_KEYS: ReadonlySet<string> = new Set([
+  'workerId',
+  'pid',
+  'requestId',
+  'available',
+  'pools',
+  'workers',
+  'output',
+  'python',
+  'tried',
+  'operation',
+  'grpcCode',
+  'hostType',
+]);
 
 /**
  * Every failure Snakepit reports is a SnakepitError with a stable code. Match on
@@ -73,19 +103,21 @@ export class SnakepitError extends Error {
     return copy;
   }
 
+  /** The body clients get: the public one, or everything with `exposeTracebacks` (see SnakepitErrorBody). */
   toBody(options: { exposeTracebacks: boolean }): SnakepitErrorBody {
+    const full = options.exposeTracebacks;
     const python = this.python && {
       type: this.python.type,
       message: this.python.message,
-      chain: this.python.chain,
-      ...(options.exposeTracebacks ? { traceback: this.python.traceback } : {}),
+      ...(full ? { chain: this.python.chain, traceback: this.python.traceback } : {}),
     };
+    const details = full ? this.details : Object.fromEntries(Object.entries(this.details).filter(([key]) => !INTERNAL_DETAIL_KEYS.has(key)));
     return {
       error: {
         code: this.code,
         numericCode: this.numericCode,
         message: this.message,
-        details: this.details,
+        details,
         ...(python ? { python } : {}),
       },
     };

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { ToolSpec } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { SnakepitError } from '../errors/snakepit-error';
-import type { ResolvedOptions } from '../options/resolve-options';
+import { MAX_TIMER_MS, type ResolvedOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { runAtHostCallDepth } from './call-depth';
 import { HOST_TOOL_METADATA, type HostToolContext, type HostToolMetadata } from './host-tool.decorator';
@@ -89,6 +89,9 @@ export class HostToolRegistry implements OnModuleInit {
         details: { tool, depth: context.depth, maxHostCallDepth: this.options.maxHostCallDepth },
       });
     }
+    // A longer budget would fire at once (Node runs timers over MAX_TIMER_MS after 1 ms). Clamping changes
+    // nothing else: the Python call that asked has a budget within MAX_TIMER_MS, and its end aborts this one.
+    const budgetMs = Math.min(timeoutMs, MAX_TIMER_MS);
     const aborted = new AbortController();
     const onAbort = () => aborted.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -98,9 +101,10 @@ export class HostToolRegistry implements OnModuleInit {
         runAtHostCallDepth(context.depth, () => Promise.resolve(registered.handler(args, { ...context, signal: aborted.signal }))),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
+            // Rejected before the abort: a handler that rejects at once on its signal must not win the race.
+            reject(new SnakepitError('TIMEOUT', `Host tool ${tool} did not finish within ${budgetMs} ms`, { details: { tool, timeoutMs: budgetMs } }));
             aborted.abort(new Error('timeout'));
-            reject(new SnakepitError('TIMEOUT', `Host tool ${tool} did not finish within ${timeoutMs} ms`, { details: { tool, timeoutMs } }));
-          }, timeoutMs);
+          }, budgetMs);
         }),
       ]);
     } catch (error) {

@@ -66,6 +66,17 @@ function positiveInteger(problems: string[], where: string, value: number, max =
   }
 }
 
+/** The longest delay a Node timer keeps: setTimeout/setInterval run a longer one after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A duration the host waits with a timer, so at most MAX_TIMER_MS (about 24.8 days). */
+function milliseconds(problems: string[], where: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0 || value > MAX_TIMER_MS) {
+    problems.push(`${where} must be an integer between 1 and ${MAX_TIMER_MS} ms (about 24.8 days: a Node timer cannot wait longer) (got ${JSON.stringify(value)})`);
+  }
+}
+
+
 export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions {
   const problems: string[] = [];
   if (!options || !Array.isArray(options.pools) || options.pools.length === 0) {
@@ -105,29 +116,29 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     }
     positiveInteger(problems, `${where}.threadsPerWorker`, resolved.threadsPerWorker, 1024);
     resolved.capacityPerWorker = resolved.profile === 'thread' ? resolved.threadsPerWorker : 1;
-    positiveInteger(problems, `${where}.timeoutMs`, resolved.timeoutMs);
-    positiveInteger(problems, `${where}.maxTimeoutMs`, resolved.maxTimeoutMs);
+    milliseconds(problems, `${where}.timeoutMs`, resolved.timeoutMs);
+    milliseconds(problems, `${where}.maxTimeoutMs`, resolved.maxTimeoutMs);
     positiveInteger(problems, `${where}.maxQueueSize`, resolved.maxQueueSize);
-    positiveInteger(problems, `${where}.queueTimeoutMs`, resolved.queueTimeoutMs);
+    milliseconds(problems, `${where}.queueTimeoutMs`, resolved.queueTimeoutMs);
     positiveInteger(problems, `${where}.maxPayloadBytes`, resolved.maxPayloadBytes, 1024 * 1024 * 1024);
-    positiveInteger(problems, `${where}.cancelGraceMs`, resolved.cancelGraceMs);
-    positiveInteger(problems, `${where}.startTimeoutMs`, resolved.startTimeoutMs);
+    milliseconds(problems, `${where}.cancelGraceMs`, resolved.cancelGraceMs);
+    milliseconds(problems, `${where}.startTimeoutMs`, resolved.startTimeoutMs);
     positiveInteger(problems, `${where}.startConcurrency`, resolved.startConcurrency, 1024);
-    positiveInteger(problems, `${where}.restartBackoffMs`, resolved.restartBackoffMs);
-    positiveInteger(problems, `${where}.maxRestartBackoffMs`, resolved.maxRestartBackoffMs);
-    positiveInteger(problems, `${where}.heartbeatIntervalMs`, resolved.heartbeatIntervalMs);
-    positiveInteger(problems, `${where}.heartbeatTimeoutMs`, resolved.heartbeatTimeoutMs);
+    milliseconds(problems, `${where}.restartBackoffMs`, resolved.restartBackoffMs);
+    milliseconds(problems, `${where}.maxRestartBackoffMs`, resolved.maxRestartBackoffMs);
+    milliseconds(problems, `${where}.heartbeatIntervalMs`, resolved.heartbeatIntervalMs);
+    milliseconds(problems, `${where}.heartbeatTimeoutMs`, resolved.heartbeatTimeoutMs);
     positiveInteger(problems, `${where}.heartbeatMaxMissed`, resolved.heartbeatMaxMissed);
     positiveInteger(problems, `${where}.crashLoopThreshold`, resolved.crashLoopThreshold);
-    positiveInteger(problems, `${where}.crashLoopWindowMs`, resolved.crashLoopWindowMs);
-    positiveInteger(problems, `${where}.crashLoopCooldownMs`, resolved.crashLoopCooldownMs);
-    positiveInteger(problems, `${where}.lifecycleCheckIntervalMs`, resolved.lifecycleCheckIntervalMs);
+    milliseconds(problems, `${where}.crashLoopWindowMs`, resolved.crashLoopWindowMs);
+    milliseconds(problems, `${where}.crashLoopCooldownMs`, resolved.crashLoopCooldownMs);
+    milliseconds(problems, `${where}.lifecycleCheckIntervalMs`, resolved.lifecycleCheckIntervalMs);
     for (const field of ['workerTtlMs', 'maxRequestsPerWorker', 'memoryThresholdMb', 'memoryLimitMb', 'pipelineDepth'] as const) {
       nonNegativeInteger(problems, `${where}.${field}`, resolved[field]);
     }
     if (resolved.circuitBreaker) {
       positiveInteger(problems, `${where}.circuitBreaker.failureThreshold`, resolved.circuitBreaker.failureThreshold);
-      positiveInteger(problems, `${where}.circuitBreaker.resetTimeoutMs`, resolved.circuitBreaker.resetTimeoutMs);
+      milliseconds(problems, `${where}.circuitBreaker.resetTimeoutMs`, resolved.circuitBreaker.resetTimeoutMs);
     }
 
     if (!['debug', 'info', 'warning', 'error'].includes(resolved.logLevel)) {
@@ -148,13 +159,13 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
   const sessions = { ...SESSION_DEFAULTS, ...stripUndefined(options.sessions ?? {}) };
   positiveInteger(problems, 'sessions.defaultTtlSeconds', sessions.defaultTtlSeconds);
   positiveInteger(problems, 'sessions.maxTtlSeconds', sessions.maxTtlSeconds);
-  positiveInteger(problems, 'sessions.sweepIntervalMs', sessions.sweepIntervalMs);
+  milliseconds(problems, 'sessions.sweepIntervalMs', sessions.sweepIntervalMs);
   const instanceName = options.instanceName ?? defaultInstanceName();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(instanceName)) problems.push('instanceName must be letters, digits, _ . - (at most 64)');
   const drainTimeoutMs = options.drainTimeoutMs ?? MODULE_DEFAULTS.drainTimeoutMs;
   const stopGraceMs = options.stopGraceMs ?? MODULE_DEFAULTS.stopGraceMs;
-  positiveInteger(problems, 'drainTimeoutMs', drainTimeoutMs);
-  positiveInteger(problems, 'stopGraceMs', stopGraceMs);
+  milliseconds(problems, 'drainTimeoutMs', drainTimeoutMs);
+  milliseconds(problems, 'stopGraceMs', stopGraceMs);
   const maxHostCallDepth = options.maxHostCallDepth ?? MODULE_DEFAULTS.maxHostCallDepth;
   positiveInteger(problems, 'maxHostCallDepth', maxHostCallDepth, 64);
 

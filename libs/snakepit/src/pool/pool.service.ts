@@ -13,7 +13,7 @@ import type { SessionState } from '../bridge/generated/snakepit/bridge/v1/Sessio
 import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { encodeArgs } from '../bridge/payload';
 import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
-import type { ResolvedOptions, ResolvedPoolOptions } from '../options/resolve-options';
+import { MAX_TIMER_MS, type ResolvedOptions, type ResolvedPoolOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { SessionService } from '../session/session.service';
 import type { SessionDelta } from '../session/session-store';
@@ -359,11 +359,14 @@ function checkTool(pool: WorkerPool, tool: string): void {
   }
 }
 
-function resolveTimeout(timeoutMs: number | undefined, config: ResolvedPoolOptions): number {
+/** A call's budget: the pool's default, or the caller's within maxTimeoutMs and what a Node timer can wait. */
+export function resolveTimeout(timeoutMs: number | undefined, config: Pick<ResolvedPoolOptions, 'timeoutMs' | 'maxTimeoutMs'>): number {
   if (timeoutMs === undefined) return config.timeoutMs;
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > config.maxTimeoutMs) {
-    throw new SnakepitError('INVALID_ARGUMENTS', `timeoutMs must be a number of milliseconds between 1 and ${config.maxTimeoutMs}`, {
-      details: { timeoutMs, maxTimeoutMs: config.maxTimeoutMs },
+  // Option validation caps maxTimeoutMs already; this keeps a hand-built config from arming a timer that fires at once.
+  const maxTimeoutMs = Math.min(config.maxTimeoutMs, MAX_TIMER_MS);
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > maxTimeoutMs) {
+    throw new SnakepitError('INVALID_ARGUMENTS', `timeoutMs must be a number of milliseconds between 1 and ${maxTimeoutMs}`, {
+      details: { timeoutMs, maxTimeoutMs },
     });
   }
   return timeoutMs;
