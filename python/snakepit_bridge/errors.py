@@ -7,6 +7,11 @@ Any other exception is a *crash* of the tool: it becomes ``PYTHON_EXCEPTION``
 (``RESOURCE_EXHAUSTED`` for ``MemoryError``, so the host can treat it like the
 OOM it is) with the Python type, traceback and exception chain, so the Node
 side can show exactly what Python would have printed.
+
+A malformed failure is still described: a ToolError's code and message go
+through ``str()``, unencodable details become a note saying so, and lone
+surrogates are escaped. Should user code raise even then, the bridge answers
+``INTERNAL`` and logs the original (server.py).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ INVALID_ARGUMENTS: Final = "INVALID_ARGUMENTS"
 SERIALIZATION_ERROR: Final = "SERIALIZATION_ERROR"
 RESOURCE_EXHAUSTED: Final = "RESOURCE_EXHAUSTED"
 PAYLOAD_TOO_LARGE: Final = "PAYLOAD_TOO_LARGE"
+INTERNAL: Final = "INTERNAL"
 # The host option that sets the worker's message limit (maxPayloadBytes + 64 KiB).
 PAYLOAD_LIMIT_OPTION: Final = "maxPayloadBytes"
 
@@ -65,7 +71,8 @@ def payload_too_large(what: str, size: int, limit: int, subject: str) -> ToolErr
 def error_info(exc: BaseException) -> pb.ErrorInfo:
     """Describe ``exc`` for the host (see the module docstring for the two kinds)."""
     if isinstance(exc, ToolError):
-        info = pb.ErrorInfo(code=exc.code, message=_clip(exc.message, MAX_MESSAGE_CHARS))
+        # A tool may pass anything as code or message (ToolError("X", 42)).
+        info = pb.ErrorInfo(code=_wire_text(str(exc.code)), message=_clip(str(exc.message), MAX_MESSAGE_CHARS))
         if exc.details:
             info.details_json = _details_json(exc.details)
         return info
@@ -133,19 +140,36 @@ def _message(exc: BaseException) -> str:
 def _details_json(details: Mapping[str, Any]) -> bytes:
     try:
         text = json.dumps(details, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
-    except (TypeError, ValueError) as exc:
-        text = json.dumps({"unencodable_details": repr(details)[:MAX_MESSAGE_CHARS], "reason": str(exc)})
-    return text.encode("utf-8")
+    except Exception as exc:  # default=str runs the objects' own __str__, which may raise anything
+        text = json.dumps({"unencodable_details": _safe_repr(details), "reason": f"{qualified_type_name(exc)}: {_message(exc)}"})
+    # A lone surrogate can only sit inside a JSON string, where \udcxx is its valid escape.
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)[:MAX_MESSAGE_CHARS]
+    except Exception:  # user code again
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _wire_text(text: str) -> str:
+    """``text`` as protobuf accepts it: lone surrogates (undecodable file names) escaped, not fatal."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+        return _wire_text(text)
+    return _wire_text(f"{text[:limit]}... [{len(text) - limit} more characters]")
 
 
 def _clip_head(text: str, limit: int) -> str:
     # A traceback's most useful part is its end (the exception actually raised).
     if len(text) <= limit:
-        return text
-    return f"[{len(text) - limit} earlier characters omitted]\n{text[-limit:]}"
+        return _wire_text(text)
+    return _wire_text(f"[{len(text) - limit} earlier characters omitted]\n{text[-limit:]}")

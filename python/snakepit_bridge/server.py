@@ -24,7 +24,8 @@ so the loop (and health checks) stay responsive; a finished sync call does
 appends to the outbox and schedules one wake-up only when none is pending.
 
 Every call ends with exactly one terminal message (CallResult, CallError or
-Cancelled). Once the host cancelled a call, its terminal is ``Cancelled``,
+Cancelled), even when its failure cannot be described (then the CallError is
+``INTERNAL`` and the worker log has the original). Once the host cancelled a call, its terminal is ``Cancelled``,
 sent only when the tool has really stopped: the host reuses the slot then.
 """
 
@@ -47,7 +48,15 @@ import grpc
 from ._version import __version__
 from .adapter import Adapter, ToolDefinition, ToolKind
 from .context import CallContext, Cancellation
-from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError, error_info, payload_too_large
+from .errors import (
+    INTERNAL,
+    INVALID_ARGUMENTS,
+    TOOL_NOT_FOUND,
+    ToolError,
+    error_info,
+    payload_too_large,
+    qualified_type_name,
+)
 from .host_tools import HostLink, HostToolError
 from .schema import ParamSpec
 from .serialization import decode_args, encode_json, fill_payload
@@ -518,7 +527,7 @@ class _Connection:
         return self._error_reply(call.id, f"tool {call.tool.name!r}", exc)
 
     def _error_reply(self, request_id: int, tool: str, exc: BaseException) -> Reply:
-        info = error_info(exc)
+        info = _describe(request_id, tool, exc)
         log.debug("%s failed: %s", tool, info.message, extra={"request_id": request_id, "code": info.code})
         message = pb.WorkerMessage(id=request_id, error=pb.CallError(error=info))
         share = frame_share(message)
@@ -537,6 +546,23 @@ class _Connection:
     def _cancelled(call: _Call) -> Reply:
         message = pb.WorkerMessage(id=call.id, cancelled=pb.Cancelled(reason=call.cancel_reason))
         return message, frame_share(message)
+
+
+def _describe(request_id: int, tool: str, exc: BaseException) -> pb.ErrorInfo:
+    """error_info, or a last-resort INTERNAL: the call gets its terminal whatever ``exc`` is."""
+    try:
+        return error_info(exc)
+    except BaseException as problem:  # user code ran (__str__, details): anything can come out
+        log.error(
+            "%s failed with %s, and describing that failure failed too (%s); answering %s",
+            tool, qualified_type_name(exc), qualified_type_name(problem), INTERNAL,
+            exc_info=exc, extra={"request_id": request_id},
+        )
+        return pb.ErrorInfo(
+            code=INTERNAL,
+            message=f"{tool} failed with {qualified_type_name(exc)}, which could not be described "
+            f"({qualified_type_name(problem)}); the worker log has its traceback",
+        )
 
 
 def split_frames(messages: list[pb.WorkerMessage], shares: list[int], limit: int) -> Iterator[list[pb.WorkerMessage]]:

@@ -143,3 +143,64 @@ class SizesAdapter(Adapter):
         except HostToolError as exc:
             return {"code": exc.code, "message": exc.message, "details": exc.details}
         return {}
+
+
+class Unprintable(Exception):
+    """An exception whose text cannot be had: its __str__ itself raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+class Opaque:
+    """An object that refuses both str() and repr()."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _fail(kind: str) -> None:
+    """Raise the malformed or unusual failure named ``kind``."""
+    if kind == "int_message":
+        raise ToolError("INVALID_ARGUMENTS", 42)  # type: ignore[arg-type]  # what a careless tool does
+    if kind == "int_code":
+        raise ToolError(42, "the code is a number")  # type: ignore[arg-type]
+    if kind == "unprintable":
+        raise Unprintable()
+    if kind == "unprintable_message":
+        raise ToolError("INVALID_ARGUMENTS", Opaque())  # type: ignore[arg-type]
+    if kind == "bad_details":
+        raise ToolError("INVALID_ARGUMENTS", "odd details", {"thing": Opaque()})
+    if kind == "unicode":
+        raise ToolError("INVALID_ARGUMENTS", "café introuvable: 数据 ☃")
+    if kind == "surrogate":
+        raise ValueError("caf\udcff.txt")
+    raise AssertionError(kind)
+
+
+class FailingAdapter(Adapter):
+    """Every failure kind of _fail, from a thread, from the event loop and inline."""
+
+    @tool
+    def fail_sync(self, kind: str) -> None:
+        _fail(kind)
+
+    @tool
+    async def fail_async(self, kind: str) -> None:
+        _fail(kind)
+
+    @tool(inline=True)
+    def fail_inline(self, kind: str) -> None:
+        _fail(kind)
+
+    @tool
+    def fail_stream(self, kind: str) -> Iterator[int]:
+        yield 1
+        _fail(kind)
+
+    @tool(inline=True)
+    def ping(self) -> str:
+        return "pong"
