@@ -82,12 +82,7 @@ class HostLink:
 
     def start(self, name: str, args: Mapping[str, Any] | None, timeout: float | None) -> tuple[int, concurrent.futures.Future[Any]]:
         """Send a HostCall; the future resolves with the decoded result or a HostToolError."""
-        if self._cancelled.is_set():
-            raise HostToolCancelled("CANCELLED", f"cannot call host tool {name!r}: the call was cancelled")
         call_id = self._next_id()
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._lock:
-            self._pending[call_id] = future
         request = pb.HostCall(
             call_id=call_id,
             tool=name,
@@ -96,6 +91,14 @@ class HostLink:
             depth=self._depth + 1,
             session_id=self._session_id,
         )
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        # Checked and registered under the lock fail_all takes: a cancel sets the
+        # flag before it fails what is pending, so either this sees the flag or
+        # fail_all sees the future, never neither.
+        with self._lock:
+            if self._cancelled.is_set():
+                raise HostToolCancelled("CANCELLED", f"cannot call host tool {name!r}: the call was cancelled")
+            self._pending[call_id] = future
         try:
             self._send(pb.WorkerMessage(id=self._parent_id, host_call=request))
         except BaseException:  # refused (too large for a frame): nobody will answer it

@@ -3,7 +3,9 @@
 Contract with the host that spawns it:
 
 * Environment: ``SNAKEPIT_AUTH_TOKEN`` (required, non-empty) is the secret every
-  RPC must carry in ``x-snakepit-token`` metadata.
+  RPC must carry in ``x-snakepit-token`` metadata. The worker removes it from
+  its environment as soon as it read it, so processes a tool starts never
+  inherit it.
 * Ready fd (``--ready-fd``, default 3, a pipe from the host): exactly one line,
   ``READY <bound address>\\n`` once the server accepts calls, or
   ``ERROR {"type", "message", "traceback"}\\n`` (one-line JSON) if anything
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         # print() output must reach the host promptly, not when an 8 KiB buffer fills.
         if isinstance(sys.stdout, io.TextIOWrapper):
             sys.stdout.reconfigure(line_buffering=True)
-        token = os.environ.get(TOKEN_ENV, "")
+        # Popped, not read: a tool's subprocesses inherit os.environ.
+        token = os.environ.pop(TOKEN_ENV, "")
         if not token:
             raise StartupError(f"{TOKEN_ENV} is not set: the worker refuses to serve without an auth token")
         unix_path = _unix_socket_path(options.address)

@@ -98,6 +98,16 @@ def test_missing_token_and_bad_usage(spawn: Spawn) -> None:
     assert "--capacity" in usage["message"]
 
 
+async def test_the_token_does_not_reach_tools_or_their_children(spawn: Spawn) -> None:
+    worker = spawn(adapter="sample_adapters:EnvAdapter", extra_path=str(Path(__file__).parent / "adapters"))
+    async with grpc.aio.insecure_channel(worker.address) as channel, BridgeClient(channel) as client:
+        token = value_of((await client.call(call_request("sees", {"name": "SNAKEPIT_AUTH_TOKEN"}))).result.value)
+        assert token == {"worker": False, "child": "<unset>"}
+        # The check itself works: a variable that was not removed is seen by both.
+        path = value_of((await client.call(call_request("sees", {"name": "PATH"}))).result.value)
+        assert path["worker"] is True and path["child"] != "<unset>"
+
+
 def test_message_limit_has_a_floor(spawn: Spawn) -> None:
     # Below it, even the PAYLOAD_TOO_LARGE answer to an oversized reply might not fit.
     report = startup_error(spawn("--max-message-bytes", "100"))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 from snakepit_bridge import Adapter, CallContext, ToolError, tool
@@ -204,3 +207,15 @@ class FailingAdapter(Adapter):
     @tool(inline=True)
     def ping(self) -> str:
         return "pong"
+
+
+class EnvAdapter(Adapter):
+    """What the worker's environment shows a tool and the processes it starts."""
+
+    @tool
+    def sees(self, name: str) -> dict[str, object]:
+        child = subprocess.run(
+            [sys.executable, "-c", "import os, sys; print(os.environ.get(sys.argv[1], '<unset>'))", name],
+            capture_output=True, text=True, timeout=30, check=True,
+        )
+        return {"worker": name in os.environ, "child": child.stdout.strip()}
