@@ -12,8 +12,8 @@ stream dies with every call on it. Each reply enters the outbox with its
 share of a frame (its tag, length varint and body); when the outbox fits, it
 is still one frame, otherwise the writer sends as many consecutive frames as
 it takes, in order. The share of a result or chunk is an upper bound taken
-from its payload's length, so the hot path never serializes a reply twice.
-A reply that no frame could carry on its own is never queued: that call alone
+from its payload's length, so the hot path never serializes a reply twice
+(only a reply whose bound exceeds the limit is measured exactly). A reply that no frame could carry on its own is never queued: that call alone
 answers ``PAYLOAD_TOO_LARGE`` (a stream ends at the oversized chunk, its
 generator closed; a host call that is too large raises ``HostToolError`` in
 the tool), so no message size can break the stream.
@@ -25,8 +25,9 @@ appends to the outbox and schedules one wake-up only when none is pending.
 
 Every call ends with exactly one terminal message (CallResult, CallError or
 Cancelled), even when its failure cannot be described (then the CallError is
-``INTERNAL`` and the worker log has the original). Once the host cancelled a call, its terminal is ``Cancelled``,
-sent only when the tool has really stopped: the host reuses the slot then.
+``INTERNAL`` and the worker log has the original). Once the host cancelled a
+call, its terminal is ``Cancelled``, sent only when the tool has really
+stopped: the host reuses the slot then.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -30,12 +31,12 @@ async def client(sized: WorkerProcess) -> AsyncIterator[BridgeClient]:
         yield bridge
 
 
-def too_large(message: pb.WorkerMessage, what: str) -> dict[str, object]:
+def too_large(message: pb.WorkerMessage, what: str) -> dict[str, Any]:
     """The PAYLOAD_TOO_LARGE details of ``message``, after checking what its text says."""
     assert message.WhichOneof("kind") == "error", message
     error = message.error.error
     assert error.code == "PAYLOAD_TOO_LARGE"
-    details = json.loads(error.details_json)
+    details: dict[str, Any] = json.loads(error.details_json)
     assert details["what"] == what and details["option"] == "maxPayloadBytes"
     assert details["limitBytes"] == LIMIT and details["bytes"] > LIMIT
     assert f"is {details['bytes']} bytes" in error.message
@@ -44,7 +45,8 @@ def too_large(message: pb.WorkerMessage, what: str) -> dict[str, object]:
 
 
 async def closes(client: BridgeClient) -> dict[str, int]:
-    return value_of((await client.call(call_request("closes"))).result.value)
+    counts: dict[str, int] = value_of((await client.call(call_request("closes"))).result.value)
+    return counts
 
 
 def binary_result(request_id: int, n: int) -> pb.WorkerMessage:

@@ -32,7 +32,12 @@ class CancelledWhileChecked(Cancellation):
             return super().is_set()
         assert self.link is not None
         link = self.link
-        self.canceller = threading.Thread(target=lambda: (self.set(), link.fail_all("cancelled meanwhile")))
+
+        def cancel() -> None:
+            self.set()
+            link.fail_all("cancelled meanwhile")
+
+        self.canceller = threading.Thread(target=cancel)
         self.canceller.start()
         self.canceller.join(0.5)  # done at once unless it waits for the link's lock
         return False
