@@ -35,6 +35,11 @@ function optionalInteger(env: NodeJS.ProcessEnv, name: string): number | undefin
   return env[name] === undefined || env[name] === '' ? undefined : integer(env, name, 0);
 }
 
+/** A decimal setting (a rate), checked by the library's own option validation. */
+function optionalNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  return env[name] === undefined || env[name] === '' ? undefined : Number(env[name]);
+}
+
 /** Worker lifecycle knobs, per pool (see the README's lifecycle table). */
 function lifecycleOptions(env: NodeJS.ProcessEnv): Partial<PoolOptions> {
   return {
@@ -53,7 +58,9 @@ function lifecycleOptions(env: NodeJS.ProcessEnv): Partial<PoolOptions> {
       env.SNAKEPIT_CIRCUIT_BREAKER === 'false'
         ? false
         : {
-            failureThreshold: optionalInteger(env, 'SNAKEPIT_CIRCUIT_FAILURES'),
+            failureRate: optionalNumber(env, 'SNAKEPIT_CIRCUIT_FAILURE_RATE'),
+            minimumRps: optionalNumber(env, 'SNAKEPIT_CIRCUIT_MIN_RPS'),
+            windowMs: optionalInteger(env, 'SNAKEPIT_CIRCUIT_WINDOW_MS'),
             resetTimeoutMs: optionalInteger(env, 'SNAKEPIT_CIRCUIT_RESET_MS'),
           },
   };

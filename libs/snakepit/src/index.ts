@@ -7,7 +7,7 @@ export { DEFAULT_INHERITED_ENV } from './options/defaults';
 export { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
 export { PoolService } from './pool/pool.service';
 export type { ExecuteOptions, ExecuteResult, PoolTools, StreamChunk, ToolInfo, ToolParameterInfo } from './pool/pool.service';
-export type { PoolInfo } from './pool/worker-pool';
+export type { PoolInfo } from './pool/pool.interfaces';
 export { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './pool/remote-pools';
 export type { WorkerInfo, WorkerState } from './worker/worker';
 export { SessionService, type CreateSessionOptions, type SessionInfo } from './session/session.service';

@@ -12,6 +12,7 @@ import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
 import type { WorkerBridgeClient } from './generated/snakepit/bridge/v1/WorkerBridge';
 import type { WorkerFrame__Output } from './generated/snakepit/bridge/v1/WorkerFrame';
 import type { WorkerMessage__Output } from './generated/snakepit/bridge/v1/WorkerMessage';
+import { hostMessageBytes } from './frame-size';
 import { loadBridgePackage, workerChannelOptions } from './proto';
 
 /** Metadata key carrying the per-run secret every worker RPC must present. */
@@ -37,15 +38,21 @@ export interface CallListener {
   chunk(message: WorkerMessage__Output): void;
   /** The call's one terminal message: result, error or cancelled. */
   end(message: WorkerMessage__Output): void;
-  /** The stream broke before the terminal message arrived. */
-  broken(error: SnakepitError): void;
+  /**
+   * The stream broke before the terminal message arrived. `delivered` is
+   * false when the call was still waiting in the outbox: it never left the
+   * host, so it may run elsewhere.
+   */
+  broken(error: SnakepitError, delivered: boolean): void;
 }
 
 /**
  * The host end of one worker's multiplexed bidi stream. Calls get request ids;
- * messages written together are coalesced into one HostFrame (gRPC's cost is
- * per message, so batching is what makes the stream fast under load). A broken
- * stream fails every call in flight on it at once.
+ * messages written together are coalesced into HostFrames (gRPC's cost is per
+ * message, so batching is what makes the stream fast under load), each kept
+ * under the message limit: a burst of calls that would not fit one message is
+ * split across several. A broken stream is marked unusable first, then fails
+ * every call in flight on it at once.
  */
 export class WorkerChannel {
   private readonly client: WorkerBridgeClient;
@@ -54,13 +61,19 @@ export class WorkerChannel {
   private stream?: grpc.ClientDuplexStream<HostFrame, WorkerFrame__Output>;
   private readonly inFlight = new Map<number, CallListener>();
   private outbox: HostMessage[] = [];
+  /** Calls still in the outbox: if the stream breaks now, they never reached the worker. */
+  private readonly unsent = new Set<number>();
   private flushScheduled = false;
   private nextId = 1;
   private brokenWith?: SnakepitError;
   private onBroken?: (error: SnakepitError) => void;
   private onHostCall?: HostCallListener;
 
-  constructor(address: string, token: string, maxMessageBytes: number) {
+  constructor(
+    address: string,
+    token: string,
+    private readonly maxMessageBytes: number,
+  ) {
     const { WorkerBridge } = loadBridgePackage().snakepit.bridge.v1;
     this.client = new WorkerBridge(address, grpc.credentials.createInsecure(), workerChannelOptions(maxMessageBytes));
     this.metadata = new grpc.Metadata();
@@ -106,14 +119,16 @@ export class WorkerChannel {
     return this.inFlight.size;
   }
 
-  /** Sends a call; returns its request id (used to cancel it). */
-  call(request: CallRequest, listener: CallListener): number {
+  get isBroken(): boolean {
+    return this.brokenWith !== undefined;
+  }
+
+  /** Sends a call; returns its request id (used to cancel it), or undefined on a broken stream (nothing was sent). */
+  call(request: CallRequest, listener: CallListener): number | undefined {
+    if (this.brokenWith) return undefined;
     const id = this.nextId++;
-    if (this.brokenWith) {
-      listener.broken(this.brokenWith);
-      return id;
-    }
     this.inFlight.set(id, listener);
+    this.unsent.add(id);
     this.enqueue({ id, call: request });
     return id;
   }
@@ -156,7 +171,22 @@ export class WorkerChannel {
     this.flushScheduled = false;
     const messages = this.outbox;
     this.outbox = [];
-    if (messages.length > 0 && this.stream && !this.brokenWith) this.stream.write({ messages });
+    this.unsent.clear();
+    if (messages.length === 0 || !this.stream || this.brokenWith) return;
+    // Every message fits alone: the pool refuses calls over maxPayloadBytes, which leaves this limit room to spare.
+    let frame: HostMessage[] = [];
+    let bytes = 0;
+    for (const message of messages) {
+      const size = hostMessageBytes(message);
+      if (frame.length > 0 && bytes + size > this.maxMessageBytes) {
+        this.stream.write({ messages: frame });
+        frame = [];
+        bytes = 0;
+      }
+      frame.push(message);
+      bytes += size;
+    }
+    this.stream.write({ messages: frame });
   };
 
   private dispatch(frame: WorkerFrame__Output): void {
@@ -180,9 +210,12 @@ export class WorkerChannel {
     if (this.brokenWith) return;
     const error = new SnakepitError(code, `Worker stream broke: ${reason}`, { details: { reason } });
     this.brokenWith = error;
-    const listeners = [...this.inFlight.values()];
-    this.inFlight.clear();
-    for (const listener of listeners) listener.broken(error);
+    // Unusable before anyone hears of it, so no listener can hand this worker another call.
     this.onBroken?.(error);
+    const listeners = [...this.inFlight];
+    this.inFlight.clear();
+    for (const [id, listener] of listeners) listener.broken(error, !this.unsent.has(id));
+    this.unsent.clear();
+    this.outbox = [];
   }
 }

@@ -54,8 +54,10 @@ export const POOL_DEFAULTS = {
 } as const;
 
 export const CIRCUIT_BREAKER_DEFAULTS = {
-  failureThreshold: 5,
-  resetTimeoutMs: 30_000,
+  failureRate: 0.5,
+  windowMs: 10_000,
+  minimumRps: 1,
+  resetTimeoutMs: 10_000,
 } as const;
 
 export const MODULE_DEFAULTS = {

@@ -137,8 +137,18 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
       nonNegativeInteger(problems, `${where}.${field}`, resolved[field]);
     }
     if (resolved.circuitBreaker) {
-      positiveInteger(problems, `${where}.circuitBreaker.failureThreshold`, resolved.circuitBreaker.failureThreshold);
-      milliseconds(problems, `${where}.circuitBreaker.resetTimeoutMs`, resolved.circuitBreaker.resetTimeoutMs);
+      const breaker = resolved.circuitBreaker;
+      for (const key of Object.keys(pool?.circuitBreaker || {})) {
+        if (!(key in CIRCUIT_BREAKER_DEFAULTS)) problems.push(`${where}.circuitBreaker.${key} is not a breaker option (known: ${Object.keys(CIRCUIT_BREAKER_DEFAULTS).join(', ')})`);
+      }
+      if (typeof breaker.failureRate !== 'number' || !(breaker.failureRate > 0 && breaker.failureRate < 1)) {
+        problems.push(`${where}.circuitBreaker.failureRate must be a number between 0 and 1, exclusive (got ${JSON.stringify(breaker.failureRate)})`);
+      }
+      if (typeof breaker.minimumRps !== 'number' || !(breaker.minimumRps > 0) || !Number.isFinite(breaker.minimumRps)) {
+        problems.push(`${where}.circuitBreaker.minimumRps must be a positive number (got ${JSON.stringify(breaker.minimumRps)})`);
+      }
+      milliseconds(problems, `${where}.circuitBreaker.windowMs`, breaker.windowMs);
+      milliseconds(problems, `${where}.circuitBreaker.resetTimeoutMs`, breaker.resetTimeoutMs);
     }
 
     if (!['debug', 'info', 'warning', 'error'].includes(resolved.logLevel)) {

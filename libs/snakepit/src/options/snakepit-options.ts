@@ -81,10 +81,20 @@ export interface PoolOptions {
   lifecycleCheckIntervalMs?: number;
 }
 
+/**
+ * The breaker counts only what says the pool is broken: calls whose worker
+ * died or whose stream broke (WORKER_CRASHED) and calls no worker could take
+ * because none would start (WORKER_UNAVAILABLE). Load shedding, timeouts,
+ * cancels and the tool's own errors count as successes.
+ */
 export interface CircuitBreakerOptions {
-  /** Consecutive infrastructure failures (crash, timeout, unavailable) that open the circuit (default 5). */
-  failureThreshold?: number;
-  /** Time the circuit stays open before one probe call is let through (default 30 000 ms). */
+  /** Share of calls in the window that found the pool broken, above which the circuit opens (default 0.5, between 0 and 1). */
+  failureRate?: number;
+  /** Length of the sliding window the rate is measured over (default 10 000 ms). */
+  windowMs?: number;
+  /** Calls per second the window must average before the rate counts, so a few crashes at low traffic never open it (default 1). */
+  minimumRps?: number;
+  /** Time the circuit stays open before one probe call is let through (default 10 000 ms). */
   resetTimeoutMs?: number;
 }
 

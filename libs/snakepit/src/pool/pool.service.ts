@@ -24,6 +24,8 @@ import { HostToolRegistry } from '../host-tools/host-tool.registry';
 import type { WorkerHealthCheck, WorkerHealthProbe } from '../health/workers.health';
 import { CallTracer } from '../telemetry/call-tracer';
 import { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './remote-pools';
+import { processGroupRss } from '../worker/process-stats';
+import { ProcessLauncher } from './process-launcher';
 import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
 
 export interface ExecuteOptions {
@@ -108,7 +110,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     @Optional() @Inject(SNAKEPIT_REMOTE_POOLS) private readonly remote?: RemotePools,
   ) {
     for (const config of options.pools) {
-      this.pools.set(config.name, new WorkerPool(config, runtime, telemetry, this.logger, options.stopGraceMs, hostTools));
+      const launcher = new ProcessLauncher(config, runtime, telemetry, this.logger, options.stopGraceMs, hostTools);
+      this.pools.set(config.name, new WorkerPool({ config, launcher, telemetry, logger: this.logger, sampleRss: processGroupRss, stopGraceMs: options.stopGraceMs }));
     }
     // In a cluster `default` may live on another node.
     this.defaultPool = this.pools.has('default') || remote ? 'default' : options.pools[0].name;

@@ -3,10 +3,12 @@ import type { CallListener } from '../bridge/worker-channel';
 import { WorkerChannel } from '../bridge/worker-channel';
 import type { CallRequest } from '../bridge/generated/snakepit/bridge/v1/CallRequest';
 import type { HostCall__Output } from '../bridge/generated/snakepit/bridge/v1/HostCall';
+import { payloadLimitBytes } from '../bridge/frame-size';
 import { decodePayload, encodeValue } from '../bridge/payload';
 import type { HostToolRegistry } from '../host-tools/host-tool.registry';
 import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
+import type { PoolWorker } from '../pool/pool-worker';
 import type { WorkerCrashReason } from '../telemetry/telemetry-events';
 import { OutputThrottle, WorkerProcess, type ProcessExit, type WorkerOutputLine, type WorkerProcessSpec } from './worker-process';
 
@@ -60,9 +62,9 @@ const PYTHON_LEVELS: Record<string, 'debug' | 'log' | 'warn' | 'error'> = {
 /**
  * One ready Python worker: its process, its data channel, the calls it is
  * running and its counters. The pool owns scheduling; a Worker only knows
- * whether it has a free slot.
+ * whether it can take a call.
  */
-export class Worker {
+export class Worker implements PoolWorker {
   state: WorkerState = 'starting';
   readonly startedAt = Date.now();
   requestsServed = 0;
@@ -72,8 +74,6 @@ export class Worker {
   tools: ToolSpec__Output[] = [];
   /** The tools' names, for the per-call check. */
   toolNames = new Set<string>();
-  /** Set while a recycle of this worker is under way, so it is recycled once. */
-  recyclePending = false;
   /** Why the worker was killed, when the host killed it (reported with its crash). */
   crashReason?: WorkerCrashReason;
   private readonly recentOutput: string[] = [];
@@ -99,10 +99,6 @@ export class Worker {
   /** Ready and still connected: it can take calls (a worker whose stream broke is on its way out). */
   get isServing(): boolean {
     return this.state === 'ready' && this.connected;
-  }
-
-  get hasFreeSlot(): boolean {
-    return this.isServing && this.busy < this.capacity;
   }
 
   /** Spawns a worker and resolves once it answered a round trip; on failure nothing is left running. */
@@ -167,10 +163,10 @@ export class Worker {
    * Runs a call on this worker. The slot is taken now, synchronously, and held
    * until the worker confirms the call ended (result, error or Cancelled) or
    * the stream breaks, so a cancelled call never overlaps the next one.
+   * Returns undefined, taking nothing, when the worker cannot take a call.
    */
-  dispatch(request: CallRequest, listener: CallListener): number {
-    if (!this.channel) throw new SnakepitError('WORKER_UNAVAILABLE', `Worker ${this.id} is not connected`);
-    this.busy++;
+  dispatch(request: CallRequest, listener: CallListener): number | undefined {
+    if (!this.channel || !this.isServing) return undefined;
     let released = false;
     let requestId = 0;
     const release = () => {
@@ -182,17 +178,20 @@ export class Worker {
         if (this.busy === 0) this.notifyIdle();
       }
     };
-    requestId = this.channel.call(request, {
+    const sent = this.channel.call(request, {
       chunk: (message) => listener.chunk(message),
       end: (message) => {
         release();
         listener.end(message);
       },
-      broken: (error) => {
+      broken: (error, delivered) => {
         release();
-        listener.broken(error.withDetails({ workerId: this.id, pid: this.pid }));
+        listener.broken(error.withDetails({ workerId: this.id, pid: this.pid }), delivered);
       },
     });
+    if (sent === undefined) return undefined;
+    this.busy++;
+    requestId = sent;
     return requestId;
   }
 
@@ -217,7 +216,7 @@ export class Worker {
           signal: aborter.signal,
         }),
       )
-      .then((value) => reply({ value: encodeValue(value, options.maxMessageBytes) }))
+      .then((value) => reply({ value: encodeValue(value, payloadLimitBytes(options.maxMessageBytes)) }))
       .catch((error: unknown) => {
         const failure = toSnakepitError(error);
         reply({ error: { code: failure.code, message: failure.message, detailsJson: Buffer.from(safeJson(failure.details)) } });
@@ -265,11 +264,6 @@ export class Worker {
   /** Takes no new calls from now on; the ones running finish (recycling). */
   drain(): void {
     if (this.state === 'ready') this.state = 'draining';
-  }
-
-  /** Takes calls again (a recycle that could not start its replacement). */
-  undrain(): void {
-    if (this.state === 'draining') this.state = 'ready';
   }
 
   /** Kills the worker's process group at once; its exit is reported as a crash with `reason`. */
