@@ -26,8 +26,6 @@ describe('structured errors and hostile input', () => {
       SNAKEPIT_MAX_PAYLOAD_BYTES: '4096',
       SNAKEPIT_MEMORY_LIMIT_MB: '1024',
       SNAKEPIT_SOCKET_DIR: socketRoot,
-      SNAKEPIT_CIRCUIT_BREAKER: 'false',
-      SNAKEPIT_CRASH_LOOP_THRESHOLD: '1000',
       BODY_LIMIT_BYTES: String(64 * 1024),
       // A secret of the host that must not reach Python.
       SNAKEPIT_TEST_HOST_SECRET: 'hunter2',

@@ -176,12 +176,11 @@ describe('observability: readiness through a crash loop', () => {
   let app: SampleApp;
 
   beforeAll(async () => {
-    // Two crashes in the window make a crash loop; restarts then pause for the cooldown.
+    // Two deaths before a first answer make a crash loop; restarts then slow to one per cooldown.
     app = await startSampleApp({
       SNAKEPIT_POOL_SIZE: '1',
       SNAKEPIT_CRASH_LOOP_THRESHOLD: '2',
       SNAKEPIT_CRASH_LOOP_COOLDOWN_MS: '5000',
-      SNAKEPIT_CIRCUIT_BREAKER: 'false',
     });
   });
 

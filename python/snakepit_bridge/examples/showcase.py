@@ -203,6 +203,17 @@ class ShowcaseAdapter(Adapter):
             counter += 1
 
     @tool
+    def text(self, size: int) -> str:
+        """A string of ``size`` characters: a result as large as asked (e.g. over the message limit)."""
+        return "x" * size
+
+    @tool
+    def chunks(self, n: int, size: int) -> Iterator[str]:
+        """Yield ``n`` strings of ``size`` characters, as fast as the host takes them."""
+        for _ in range(n):
+            yield "y" * size
+
+    @tool
     def nan(self) -> float:
         """Return NaN, which JSON cannot carry: answered with SERIALIZATION_ERROR."""
         return float("nan")

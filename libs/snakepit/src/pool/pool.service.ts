@@ -15,8 +15,8 @@ import { encodeArgs } from '../bridge/payload';
 import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
 import { MAX_TIMER_MS, type ResolvedOptions, type ResolvedPoolOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
-import { SessionService } from '../session/session.service';
-import type { SessionDelta } from '../session/session-store';
+import { SessionService, type SessionTurn } from '../session/session.service';
+import { sessionState, type SessionDelta } from '../session/session-store';
 import { TelemetryService } from '../telemetry/telemetry.service';
 import { WorkerRuntime } from '../worker/worker-runtime';
 import { currentHostCallDepth } from '../host-tools/call-depth';
@@ -260,22 +260,32 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     const started = performance.now();
     const poolName = options.pool ?? this.defaultPool;
     this.telemetry.emit('call.start', { pool: poolName, tool, sessionId: options.sessionId });
+    let turn: SessionTurn | undefined;
     try {
       if (this.shuttingDown) throw new SnakepitError('SHUTTING_DOWN', 'Snakepit is shutting down', { details: { pool: poolName } });
       const pool = this.pool(poolName);
       checkTool(pool, tool);
       const timeoutMs = resolveTimeout(options.timeoutMs, pool.config);
       const payload = encodeArgs(args, pool.config.maxPayloadBytes);
-      const session = options.sessionId ? await this.sessions.forCall(options.sessionId) : undefined;
+      // A session's calls run one at a time, in arrival order, the wait counted in the budget; the snapshot is read once the turn comes.
+      turn = options.sessionId
+        ? await this.sessions.forCall(options.sessionId, {
+            timeoutMs: timeoutMs - (performance.now() - started),
+            signal: options.signal,
+            nested: currentHostCallDepth() > 0,
+            pool: poolName,
+            tool,
+          })
+        : undefined;
       const call = {
         tool,
         args: payload,
         stream,
         timeoutMs: 0,
         sessionId: options.sessionId,
-        session: session && toSessionState(session.state, session.version),
+        session: turn && toSessionState(turn.record.state, turn.record.version),
         metadata,
-        preferWorkerId: session?.lastWorkerId,
+        preferWorkerId: turn?.record.lastWorkerId,
         hostCallDepth: currentHostCallDepth(),
         signal: options.signal,
         onChunk,
@@ -294,7 +304,20 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
           this.logger.warn({ msg: 'retrying an idempotent call after its worker crashed', pool: poolName, tool, worker_id: error.details.workerId });
         }
       }
-      if (options.sessionId) await this.commitSession(options.sessionId, outcome, session?.lastWorkerId);
+      if (turn) {
+        const held = turn;
+        outcome = await this.commitSession(held, outcome, async () => {
+          // Only a tool safe to run twice (by its spec or its caller), never a stream whose chunks went out.
+          call.timeoutMs = timeoutMs - (performance.now() - started);
+          const idempotent = options.idempotent || pool.tools().some((spec) => spec.name === tool && spec.idempotent);
+          if (stream || !idempotent || call.timeoutMs < 1) return undefined;
+          this.logger.warn({ msg: 'session changed while an idempotent call ran; running it again on the new state', pool: poolName, tool, session_id: held.sessionId });
+          const fresh = await held.refresh();
+          call.session = toSessionState(fresh.state, fresh.version);
+          call.preferWorkerId = fresh.lastWorkerId;
+          return pool.run(call);
+        });
+      }
       const durationMs = performance.now() - started;
       this.telemetry.emit('call.stop', {
         pool: poolName,
@@ -321,16 +344,28 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         errorCode: error.code,
       });
       throw error;
+    } finally {
+      turn?.release();
     }
   }
 
-  private async commitSession(sessionId: string, outcome: PoolCallOutcome, lastWorkerId?: string): Promise<void> {
-    const delta: SessionDelta = {
-      set: Object.fromEntries(Object.entries(outcome.delta?.set ?? {}).map(([key, value]) => [key, value.toString('utf8')])),
-      deleted: outcome.delta?.deleted ?? [],
-    };
-    const changed = Object.keys(delta.set).length > 0 || delta.deleted.length > 0;
-    if (changed || lastWorkerId !== outcome.workerId) await this.sessions.commit(sessionId, delta, outcome.workerId);
+  /**
+   * Commits a session call's changes against its snapshot's version. When
+   * another writer got there first (another node, a nested host-tool call,
+   * SessionService.put) nothing is written: `rerun` runs the call once more
+   * on a fresh snapshot if it may, else SESSION_CONFLICT is the call's error.
+   */
+  private async commitSession(turn: SessionTurn, outcome: PoolCallOutcome, rerun: () => Promise<PoolCallOutcome | undefined>): Promise<PoolCallOutcome> {
+    try {
+      await turn.commit(toSessionDelta(outcome), outcome.workerId);
+      return outcome;
+    } catch (error) {
+      if (!(error instanceof SnakepitError && error.code === 'SESSION_CONFLICT')) throw error;
+      const again = await rerun();
+      if (!again) throw error;
+      await turn.commit(toSessionDelta(again), again.workerId);
+      return again;
+    }
   }
 
   private pool(name: string): WorkerPool {
@@ -377,6 +412,14 @@ export function resolveTimeout(timeoutMs: number | undefined, config: Pick<Resol
 
 function toSessionState(state: Record<string, string>, version: number): SessionState {
   return { values: Object.fromEntries(Object.entries(state).map(([key, json]) => [key, Buffer.from(json)])), version };
+}
+
+/** A tool's changes as the store takes them (a null-prototype map, so `__proto__` stays a key). */
+function toSessionDelta(outcome: PoolCallOutcome): SessionDelta {
+  return {
+    set: sessionState(Object.entries(outcome.delta?.set ?? {}).map(([key, value]) => [key, value.toString('utf8')])),
+    deleted: outcome.delta?.deleted ?? [],
+  };
 }
 
 function toToolInfo(spec: ToolSpec__Output): ToolInfo {

@@ -5,7 +5,7 @@ import type { TelemetryService } from '../telemetry/telemetry.service';
 import type { ProcessExit } from '../worker/worker-process';
 import type { PoolWorker, WorkerLauncher } from './pool-worker';
 
-/** A worker that served a call, or lived this long, was healthy: its death is not a start problem. */
+/** A worker that answered a call, or lived this long, was healthy: its death is not a start problem. */
 export const STABLE_UPTIME_MS = 10_000;
 
 /** What the supervisor tells the rest of the pool. */

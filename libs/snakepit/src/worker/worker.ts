@@ -67,6 +67,7 @@ const PYTHON_LEVELS: Record<string, 'debug' | 'log' | 'warn' | 'error'> = {
 export class Worker implements PoolWorker {
   state: WorkerState = 'starting';
   readonly startedAt = Date.now();
+  /** Calls the worker answered (a call lost with its stream is not counted). */
   requestsServed = 0;
   /** Slots in use, including calls cancelled but not yet confirmed stopped. */
   busy = 0;
@@ -169,11 +170,12 @@ export class Worker implements PoolWorker {
     if (!this.channel || !this.isServing) return undefined;
     let released = false;
     let requestId = 0;
-    const release = () => {
+    // Only a call the worker answered counts as served: one lost with the stream proves nothing about its health.
+    const release = (answered: boolean) => {
       if (!released) {
         released = true;
         this.busy--;
-        this.requestsServed++;
+        if (answered) this.requestsServed++;
         this.abortHostCalls(requestId);
         if (this.busy === 0) this.notifyIdle();
       }
@@ -181,11 +183,11 @@ export class Worker implements PoolWorker {
     const sent = this.channel.call(request, {
       chunk: (message) => listener.chunk(message),
       end: (message) => {
-        release();
+        release(true);
         listener.end(message);
       },
       broken: (error, delivered) => {
-        release();
+        release(false);
         listener.broken(error.withDetails({ workerId: this.id, pid: this.pid }), delivered);
       },
     });

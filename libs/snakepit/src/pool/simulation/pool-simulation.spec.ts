@@ -19,7 +19,7 @@ import { SimLauncher, type SimWorker, type SimWorld } from './sim-worker';
  *
  * Replay one run: SIM_SEED=<seed> npx jest --selectProjects unit pool-simulation
  */
-const SEEDS = process.env.SIM_SEED ? [Number(process.env.SIM_SEED)] : Array.from({ length: Number(process.env.SIM_RUNS ?? 2000) }, (_, i) => i + 1);
+const SEEDS = process.env.SIM_SEED ? [Number(process.env.SIM_SEED)] : Array.from({ length: Number(process.env.SIM_RUNS ?? 3000) }, (_, i) => i + 1);
 const STEPS = 150;
 
 const silentLogger = { log() {}, warn() {}, error() {}, debug() {}, verbose() {}, fatal() {} } as unknown as Logger;

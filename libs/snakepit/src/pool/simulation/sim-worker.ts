@@ -176,6 +176,7 @@ export class SimWorker implements PoolWorker {
     call.finished = true;
     this.calls.delete(call.id);
     this.release();
+    this.requestsServed++;
     call.listener.end({ id: call.id, ...message } as WorkerMessage__Output);
   }
 
@@ -194,7 +195,6 @@ export class SimWorker implements PoolWorker {
 
   private release(): void {
     this.busy--;
-    this.requestsServed++;
     if (this.busy < 0) this.world.violation(`${this.id} released more slots than it gave`);
     if (this.busy === 0) {
       const waiters = this.idleWaiters;
