@@ -13,8 +13,8 @@ export const FRAME_SLACK_BYTES = 64 * 1024;
 const FIELD_OVERHEAD = 6;
 /** One map entry: the entry's own field, plus its key and value fields. */
 const ENTRY_OVERHEAD = 3 * FIELD_OVERHEAD;
-/** Ids, budgets, flags and the message's own framing. */
-const MESSAGE_OVERHEAD = 64;
+/** Ids, budgets, flags, the fields' tags and lengths, and the message's own place in its frame. */
+const MESSAGE_OVERHEAD = 128;
 
 /** The largest gRPC message between host and worker for a pool's payload limit. */
 export function frameLimitBytes(maxPayloadBytes: number): number {
@@ -36,6 +36,7 @@ export interface CallSize {
 
 interface SizedCall {
   tool?: string;
+  sessionId?: string;
   args?: Payload | null;
   session?: SessionState | null;
   metadata?: Record<string, string> | null;
@@ -49,7 +50,7 @@ export function callSize(call: SizedCall): CallSize {
   const args = payloadBytes(call.args);
   const session = sessionBytes(call.session);
   const metadata = mapBytes(call.metadata);
-  return { args, session, metadata, total: MESSAGE_OVERHEAD + Buffer.byteLength(call.tool ?? '') + args + session + metadata };
+  return { args, session, metadata, total: MESSAGE_OVERHEAD + Buffer.byteLength(call.tool ?? '') + Buffer.byteLength(call.sessionId ?? '') + args + session + metadata };
 }
 
 /** An upper bound of one HostMessage's encoded size (for splitting frames at the limit). */

@@ -1,5 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import * as protobuf from 'protobufjs';
 import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
+import { hostMessageBytes } from './frame-size';
 import { WorkerChannel, type CallListener } from './worker-channel';
 
 /** Records the frames the channel writes, in place of the gRPC stream. */
@@ -50,5 +53,78 @@ describe('WorkerChannel frames', () => {
     setTimeout(() => channel.call(request, listener), 0);
     await nextTurn();
     expect(stream.frames).toEqual([[1], [2, 3]]);
+  });
+});
+
+describe('WorkerChannel limits and breaks', () => {
+  const limit = 64 * 1024;
+  let channel: WorkerChannel;
+  let stream: RecordingStream;
+  let brokenAt: string[];
+
+  beforeEach(() => {
+    channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', limit);
+    stream = new RecordingStream();
+    brokenAt = [];
+    (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
+    channel.open(() => brokenAt.push(`channel broken=${channel.isBroken}`), () => undefined);
+  });
+
+  afterEach(() => channel.close('test over'));
+
+  it('splits a burst of calls that would not fit one message into frames under the limit, in order', async () => {
+    const bytes: number[] = [];
+    stream.write = (frame: HostFrame) => {
+      stream.frames.push((frame.messages ?? []).map((message) => Number(message.id)));
+      bytes.push((frame.messages ?? []).reduce((sum, m) => sum + hostMessageBytes(m), 0));
+      return true;
+    };
+    const args = { json: Buffer.alloc(20_000, 'a') };
+    for (let i = 0; i < 10; i++) channel.call({ tool: 'echo', args }, listener);
+    await nextTurn();
+    expect(stream.frames.flat()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(stream.frames.length).toBeGreaterThan(3);
+    expect(Math.max(...bytes)).toBeLessThanOrEqual(limit);
+  });
+
+  it('is unusable before any listener hears of a break, and tells which calls never left the host', async () => {
+    const heard: Array<[number, boolean, boolean]> = [];
+    const recording = (id: number): CallListener => ({
+      chunk: () => undefined,
+      end: () => undefined,
+      broken: (_error, delivered) => heard.push([id, delivered, channel.isBroken]),
+    });
+    channel.call(request, recording(1));
+    await nextTurn(); // call 1 is written
+    channel.call(request, recording(2)); // call 2 waits in the outbox
+    stream.emit('error', Object.assign(new Error('boom'), { details: 'boom' }));
+    expect(brokenAt).toEqual(['channel broken=true']);
+    expect(heard).toEqual([
+      [1, true, true],
+      [2, false, true],
+    ]);
+    expect(channel.call(request, recording(3))).toBeUndefined();
+  });
+});
+
+describe('hostMessageBytes', () => {
+  it('bounds the real protobuf encoding of a call from above', () => {
+    const root = protobuf.loadSync(join(__dirname, '../../../../proto/snakepit/bridge/v1/bridge.proto'));
+    const HostMessage = root.lookupType('snakepit.bridge.v1.HostMessage');
+    const message = {
+      id: 2 ** 40,
+      call: {
+        tool: 'a_tool_name',
+        args: { json: Buffer.alloc(300_000, 'a') },
+        timeoutMs: 2 ** 31,
+        sessionId: 'sess_0123456789abcdef0123456789abcdef',
+        session: { values: { a: Buffer.alloc(200, 'b'), long_key_name: Buffer.alloc(70_000, 'c') }, version: 2 ** 40 },
+        metadata: { traceparent: '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01', 'x-request-id': 'r'.repeat(200) },
+        stream: true,
+        hostCallDepth: 3,
+      },
+    };
+    const encoded = HostMessage.encode(HostMessage.fromObject(message)).finish().length;
+    expect(hostMessageBytes(message)).toBeGreaterThanOrEqual(encoded + 6);
   });
 });
