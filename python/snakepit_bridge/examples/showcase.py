@@ -133,6 +133,24 @@ class ShowcaseAdapter(Adapter):
         return current + by
 
     @tool
+    def session_incr_after_host(self, key: str, host_tool: str, ctx: CallContext, by: int = 1) -> int:
+        """Call host_tool({"key": key}), then add by to key as this call's snapshot had it.
+
+        A host tool that changes the session meanwhile (a nested call, a host-side
+        write) makes this call's commit conflict: the host's concurrency backstop.
+        """
+        ctx.call_host(host_tool, {"key": key})
+        return self.session_incr(key, ctx, by)
+
+    @tool
+    def session_fill(self, prefix: str, count: int, ctx: CallContext, size: int = 1) -> int:
+        """Set count keys prefix0, prefix1, ... to strings of size "x"; returns count (to reach the session caps)."""
+        value = "x" * size
+        for i in range(count):
+            ctx.session[f"{prefix}{i}"] = value
+        return count
+
+    @tool
     def cpu(self, ms: float = 2.0) -> int:
         """Burn about ms of this thread's CPU time in pure Python; returns the iterations."""
         return burn_cpu(ms)

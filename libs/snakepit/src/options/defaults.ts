@@ -103,4 +103,6 @@ export const SESSION_DEFAULTS = {
   defaultTtlSeconds: 3600,
   maxTtlSeconds: 7 * 24 * 3600,
   sweepIntervalMs: 5_000,
+  maxBytes: 1024 * 1024,
+  maxKeys: 1024,
 } as const;

@@ -76,7 +76,6 @@ function milliseconds(problems: string[], where: string, value: number): void {
   }
 }
 
-
 export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions {
   const problems: string[] = [];
   if (!options || !Array.isArray(options.pools) || options.pools.length === 0) {
@@ -170,6 +169,8 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
   positiveInteger(problems, 'sessions.defaultTtlSeconds', sessions.defaultTtlSeconds);
   positiveInteger(problems, 'sessions.maxTtlSeconds', sessions.maxTtlSeconds);
   milliseconds(problems, 'sessions.sweepIntervalMs', sessions.sweepIntervalMs);
+  positiveInteger(problems, 'sessions.maxBytes', sessions.maxBytes);
+  positiveInteger(problems, 'sessions.maxKeys', sessions.maxKeys);
   const instanceName = options.instanceName ?? defaultInstanceName();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(instanceName)) problems.push('instanceName must be letters, digits, _ . - (at most 64)');
   const drainTimeoutMs = options.drainTimeoutMs ?? MODULE_DEFAULTS.drainTimeoutMs;

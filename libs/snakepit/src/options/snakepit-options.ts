@@ -105,6 +105,14 @@ export interface SessionOptions {
   maxTtlSeconds?: number;
   /** How often expired sessions are swept from the in-memory store (default 5 000 ms). */
   sweepIntervalMs?: number;
+  /**
+   * Cap on one session's state: the UTF-8 bytes of every key plus its JSON
+   * value (default 1 MiB). A commit that would grow past it writes nothing and
+   * fails with PAYLOAD_TOO_LARGE (`details.option: 'sessions.maxBytes'`).
+   */
+  maxBytes?: number;
+  /** Cap on the number of keys in one session's state (default 1024); same failure, `'sessions.maxKeys'`. */
+  maxKeys?: number;
   /** A SessionStore to use instead of the in-memory one. */
   store?: SessionStore;
 }
