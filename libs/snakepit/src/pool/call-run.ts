@@ -117,11 +117,20 @@ export class CallRun {
     return {
       chunk: (message) => {
         if (this.settled || !message.chunk) return;
+        let taken: void | Promise<void>;
         try {
-          this.call.onChunk?.(decodePayload(message.chunk.value), message.chunk.seq ?? 0);
+          taken = this.call.onChunk?.(decodePayload(message.chunk.value), message.chunk.seq ?? 0);
         } catch (error) {
           this.abandon(toSnakepitError(error).withDetails(this.context));
+          return;
         }
+        // The chunk's credit goes back once the consumer took it: a slow consumer pauses the generator.
+        if (!(taken instanceof Promise)) worker.credit(this.requestId, 1);
+        else
+          taken.then(
+            () => worker.credit(this.requestId, 1),
+            (error: unknown) => this.abandon(toSnakepitError(error).withDetails(this.context)),
+          );
       },
       end: (message) => {
         this.released(worker);

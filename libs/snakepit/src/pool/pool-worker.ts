@@ -33,6 +33,8 @@ export interface PoolWorker {
    */
   dispatch(request: CallRequest, listener: CallListener): number | undefined;
   cancel(requestId: number, reason: string): void;
+  /** Returns stream credit for `chunks` chunks of call `requestId` its consumer took. */
+  credit(requestId: number, chunks: number): void;
   /** Takes no new calls from now on; the running ones finish. */
   drain(): void;
   kill(reason: WorkerCrashReason): void;

@@ -18,8 +18,15 @@ export interface PoolCall {
   /** Host-tool hops that led to this call (0 from user code). */
   hostCallDepth: number;
   signal?: AbortSignal;
-  onChunk?: (value: unknown, seq: number) => void;
+  onChunk?: ChunkSink;
 }
+
+/**
+ * Takes one chunk of a stream. Its credit goes back to the worker when it
+ * returns, or when its promise settles: a sink that waits for its consumer
+ * (a slow HTTP client) pauses the Python generator once the window is used.
+ */
+export type ChunkSink = (value: unknown, seq: number) => void | Promise<void>;
 
 export interface PoolCallOutcome {
   value: unknown;

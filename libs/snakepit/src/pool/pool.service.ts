@@ -26,6 +26,8 @@ import { CallTracer } from '../telemetry/call-tracer';
 import { SNAKEPIT_REMOTE_POOLS, type RemotePools } from './remote-pools';
 import { processGroupRss } from '../worker/process-stats';
 import { ProcessLauncher } from './process-launcher';
+import type { ChunkSink } from './pool.interfaces';
+import { pullStream } from './pull-stream';
 import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
 
 export interface ExecuteOptions {
@@ -156,6 +158,10 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
    * completes with the tool. Unsubscribing cancels the call: the Python
    * generator is closed and the worker is free again. A non-streaming tool
    * gives its result as the only chunk.
+   *
+   * Push-based: each chunk's credit goes back as soon as `next` returns, so a
+   * subscriber slower than the generator buffers the stream (in its own
+   * operators or sockets). Use `stream()` when the consumer may be slow.
    */
   executeStream<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Observable<StreamChunk<T>> {
     const remotePool = this.remotePoolFor(options);
@@ -183,6 +189,35 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         if (!finished) unsubscribed.abort();
       };
     });
+  }
+
+  /**
+   * Runs a streaming tool as a pull-based async iterable: each `for await`
+   * starts the call, and the Python generator runs only as far ahead of the
+   * loop as the stream window (64 chunks), so a slow consumer pauses it
+   * instead of the host buffering the stream. Breaking out of the loop (or
+   * throwing in it) cancels the call like unsubscribing does. A non-streaming
+   * tool gives its result as the only chunk. A pool on another cluster node
+   * is forwarded push-based (no credit across nodes yet).
+   */
+  stream<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): AsyncIterable<StreamChunk<T>> {
+    const remotePool = this.remotePoolFor(options);
+    if (remotePool) {
+      const chunks = this.remote!.executeStream<T>(tool, args, { ...options, pool: remotePool });
+      return pullStream<T>(
+        (sink, signal) =>
+          new Promise((resolve, reject) => {
+            const subscription = chunks.subscribe({
+              next: (chunk) => void sink(chunk.data, chunk.seq),
+              error: reject,
+              complete: () => resolve({ result: null }),
+            });
+            signal.addEventListener('abort', () => subscription.unsubscribe(), { once: true });
+          }),
+        options.signal,
+      );
+    }
+    return pullStream<T>((sink, signal) => this.run<T>(tool, args, { ...options, signal }, true, sink), options.signal);
   }
 
   /** The tools every pool offers (as its workers described them); in a cluster, every node's pools. */
@@ -241,7 +276,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     args: unknown,
     options: ExecuteOptions,
     stream: boolean,
-    onChunk?: (value: unknown, seq: number) => void,
+    onChunk?: ChunkSink,
   ): Promise<ExecuteResult<T>> {
     return this.tracer.trace({ pool: options.pool ?? this.defaultPool, tool, sessionId: options.sessionId, stream, metadata: options.metadata }, (metadata) =>
       this.runCall<T>(tool, args, options, metadata, stream, onChunk),
@@ -255,7 +290,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     options: ExecuteOptions,
     metadata: Record<string, string>,
     stream: boolean,
-    onChunk?: (value: unknown, seq: number) => void,
+    onChunk?: ChunkSink,
   ): Promise<ExecuteResult<T>> {
     const started = performance.now();
     const poolName = options.pool ?? this.defaultPool;

@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { ResolvedPoolOptions } from '../options/resolve-options';
+import { MAX_TIMER_MS, type ResolvedPoolOptions } from '../options/resolve-options';
 import type { WorkerRecycleReason } from '../telemetry/telemetry-events';
 import type { TelemetryService } from '../telemetry/telemetry.service';
 import type { PoolWorker } from './pool-worker';
@@ -74,7 +74,7 @@ export class Recycler {
       requestsServed: worker.requestsServed,
     });
     // Every call it runs ends within its budget or is cancelled; the grace covers confirmation.
-    const drainMs = this.config.maxTimeoutMs + this.config.cancelGraceMs;
+    const drainMs = Math.min(this.config.maxTimeoutMs + this.config.cancelGraceMs, MAX_TIMER_MS);
     let drainTimer: NodeJS.Timeout | undefined;
     await Promise.race([worker.whenIdle(), new Promise((resolve) => (drainTimer = setTimeout(resolve, drainMs)))]);
     clearTimeout(drainTimer);

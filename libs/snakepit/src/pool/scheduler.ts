@@ -74,7 +74,7 @@ export class Scheduler implements CallRunHost {
           this.emitLeave(run, 'dispatched');
           if (!run.runOn(worker)) {
             // The worker lost its stream between the check and the send; the next pump retries.
-            this.requeue(run);
+            this.returnToQueue(run);
             break;
           }
         }
@@ -97,8 +97,14 @@ export class Scheduler implements CallRunHost {
     if (this.queue.remove(run.ticket)) this.emitLeave(run, outcome);
   }
 
+  /** A call whose worker's stream broke before it left the host goes back to the head of the line. */
   returnToQueue(run: CallRun): void {
-    this.requeue(run);
+    if (this.closed) {
+      run.fail(new SnakepitError('SHUTTING_DOWN', `Pool ${this.config.name} stopped before the call could run`, { details: { pool: this.config.name } }));
+      return;
+    }
+    run.waitInQueue(this.queue.push(run, 'returned')!);
+    this.telemetry.emit('pool.queue_enter', { pool: this.config.name, depth: this.queue.size });
   }
 
   slotFreed(worker: PoolWorker): void {
@@ -118,15 +124,6 @@ export class Scheduler implements CallRunHost {
       return;
     }
     run.waitInQueue(ticket);
-    this.telemetry.emit('pool.queue_enter', { pool: this.config.name, depth: this.queue.size });
-  }
-
-  private requeue(run: CallRun): void {
-    if (this.closed) {
-      run.fail(new SnakepitError('SHUTTING_DOWN', `Pool ${this.config.name} stopped before the call could run`, { details: { pool: this.config.name } }));
-      return;
-    }
-    run.waitInQueue(this.queue.push(run, 'returned')!);
     this.telemetry.emit('pool.queue_enter', { pool: this.config.name, depth: this.queue.size });
   }
 

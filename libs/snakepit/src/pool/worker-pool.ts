@@ -3,7 +3,6 @@ import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/To
 import { SnakepitError } from '../errors/snakepit-error';
 import type { WorkerHealthCheck } from '../health/workers.health';
 import type { ResolvedPoolOptions } from '../options/resolve-options';
-import type { WorkerRecycleReason } from '../telemetry/telemetry-events';
 import type { TelemetryService } from '../telemetry/telemetry.service';
 import { callSize, type CallSize } from '../bridge/frame-size';
 import { PoolBreaker } from './pool-breaker';
@@ -143,11 +142,6 @@ export class WorkerPool {
     this.recycler.stop();
     this.scheduler.close(`Pool ${this.name} stopped before the call could run`);
     await this.supervisor.stop(this.stopGraceMs);
-  }
-
-  /** Replaces a worker without failing a call (see Recycler); false when not possible now. */
-  recycle(worker: PoolWorker, reason: WorkerRecycleReason): Promise<boolean> {
-    return this.recycler.recycle(worker, reason);
   }
 
   /** Every live worker's answer to a grpc.health.v1 check (for readiness probes). */

@@ -49,6 +49,8 @@ export class SimWorker implements PoolWorker {
   readonly toolNames = new Set([TOOL.name]);
   crashReason?: WorkerCrashReason;
   frozen = false;
+  /** Stream credit the pool returned (the simulated tools stream a few chunks and never wait for it). */
+  creditedChunks = 0;
   private connected = true;
   private nextId = 1;
   private readonly calls = new Map<number, SimCall>();
@@ -94,6 +96,10 @@ export class SimWorker implements PoolWorker {
     if (!call || this.frozen) return;
     // Confirmation comes once the tool has really stopped.
     setTimeout(() => this.finish(call, { kind: 'cancelled', cancelled: { reason } }), this.world.prng.int(0, 30));
+  }
+
+  credit(_requestId: number, chunks: number): void {
+    this.creditedChunks += chunks;
   }
 
   drain(): void {
