@@ -112,13 +112,13 @@ class ShowcaseAdapter(Adapter):
                 return
             yield {"i": i}
 
-    @tool(inline=True)
+    @tool(inline=True, idempotent=True)
     def session_put(self, key: str, value: Any, ctx: CallContext) -> Any:
-        """Store value under key in the session; returns it."""
+        """Store value under key in the session; returns it (a blind write: safe to run again)."""
         ctx.session[key] = value
         return value
 
-    @tool(inline=True)
+    @tool(inline=True, idempotent=True)
     def session_get(self, key: str, ctx: CallContext) -> Any:
         """The session's value under key, or null."""
         return ctx.session.get(key)
