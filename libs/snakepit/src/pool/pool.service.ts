@@ -33,7 +33,14 @@ import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
 export interface ExecuteOptions {
   /** Pool to run on (default: the pool named `default`, else the first pool). */
   pool?: string;
-  /** Run inside this session: the tool sees and may change its state. */
+  /**
+   * Run inside this session: the tool sees and may change its state. On one
+   * node a session's calls run one at a time, in arrival order; the wait for
+   * the session's turn counts against `timeoutMs` (TIMEOUT, `details.phase:
+   * 'session'`). A commit that finds the session changed by another writer
+   * (another node, a nested host-tool call, `SessionService.put`) writes
+   * nothing and fails with SESSION_CONFLICT, unless the call may run again.
+   */
   sessionId?: string;
   /** Time budget for the whole call, queue wait included (default: the pool's timeoutMs). */
   timeoutMs?: number;
@@ -43,7 +50,9 @@ export interface ExecuteOptions {
   metadata?: Record<string, string>;
   /**
    * The tool is safe to run twice: if its worker crashes mid-call, the call is
-   * retried once on another worker instead of failing with WORKER_CRASHED.
+   * retried once on another worker instead of failing with WORKER_CRASHED; and
+   * in a session (as for a tool declared idempotent) a conflicting commit runs
+   * the call once more on a fresh snapshot instead of failing with SESSION_CONFLICT.
    */
   idempotent?: boolean;
   /** @internal Run on this node only (set by cluster forwarding, so calls never bounce between nodes). */
