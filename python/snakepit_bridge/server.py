@@ -64,8 +64,10 @@ from .serialization import decode_args, encode_json, fill_payload
 from .wire import pb, pb_grpc
 
 TOKEN_METADATA_KEY: Final = "x-snakepit-token"
-# Chunks of one streaming call that may be queued but not yet written; a
-# generator faster than the host blocks instead of filling memory.
+# Chunks of one streaming call the host's consumer has not taken yet (queued,
+# in flight, or buffered by the host). The host returns credit (StreamCredit)
+# as its consumer takes chunks, so a generator faster than the slowest reader
+# blocks instead of filling memory on either side.
 STREAM_WINDOW: Final = 64
 # The smallest message limit a worker accepts: the PAYLOAD_TOO_LARGE error that
 # replaces an oversized reply (a few hundred bytes) must always fit.
@@ -142,36 +144,37 @@ def _denying_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethod
 
 
 class _ChunkWindow:
-    """Credit for one streaming call: at most STREAM_WINDOW chunks unwritten."""
+    """Credit for one streaming call: at most STREAM_WINDOW chunks the host's consumer has not taken."""
 
-    __slots__ = ("_cond", "_unsent", "_space")
+    __slots__ = ("_cond", "_untaken", "_space")
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._unsent = 0
+        self._untaken = 0
         self._space: asyncio.Event | None = None
 
     def acquire(self, cancelled: Cancellation) -> bool:
         """Block a pool thread until a chunk may be queued; False once cancelled."""
         with self._cond:
-            self._cond.wait_for(lambda: self._unsent < STREAM_WINDOW or cancelled.is_set())
+            self._cond.wait_for(lambda: self._untaken < STREAM_WINDOW or cancelled.is_set())
             if cancelled.is_set():
                 return False
-            self._unsent += 1
+            self._untaken += 1
             return True
 
     async def acquire_async(self) -> None:
         """The event-loop flavour; cancellation arrives as CancelledError."""
-        while self._unsent >= STREAM_WINDOW:
+        while self._untaken >= STREAM_WINDOW:
             self._space = asyncio.Event()
             await self._space.wait()
         with self._cond:
-            self._unsent += 1
+            self._untaken += 1
 
     def release(self, count: int) -> None:
-        """Called by the writer once ``count`` chunks were written."""
+        """The host's StreamCredit: its consumer took ``count`` more chunks."""
         with self._cond:
-            self._unsent -= count
+            # Never below zero: credit beyond what was sent must not widen the window.
+            self._untaken = max(0, self._untaken - count)
             self._cond.notify_all()
         if self._space is not None:
             self._space.set()
@@ -212,14 +215,13 @@ class _Connection:
         # the stream, with every call on it, dies.
         self._limit = bridge.max_message_bytes
         # _lock guards _outbox (with the frame share of each message and their
-        # sum), _chunk_counts, _wake_pending, and removal from _calls together
+        # sum), _wake_pending, and removal from _calls together
         # with the terminal message that causes it, so the writer can never see
         # "no calls, nothing queued" in between.
         self._lock = threading.Lock()
         self._outbox: list[pb.WorkerMessage] = []
         self._shares: list[int] = []
         self._outbox_bytes = 0
-        self._chunk_counts: dict[_Call, int] = {}
         self._wake_pending = False
         self._wakeup = asyncio.Event()
         self._calls: dict[int, _Call] = {}
@@ -253,7 +255,6 @@ class _Connection:
                 messages, self._outbox = self._outbox, []
                 shares, self._shares = self._shares, []
                 total, self._outbox_bytes = self._outbox_bytes, 0
-                counts, self._chunk_counts = self._chunk_counts, {}
                 finished = self._closing and not self._calls
             if messages:
                 if total <= self._limit:
@@ -261,14 +262,10 @@ class _Connection:
                 else:
                     for part in split_frames(messages, shares, self._limit):
                         yield pb.WorkerFrame(messages=part)
-                for call, count in counts.items():
-                    if call.window is not None:
-                        call.window.release(count)
             if finished:
                 return
 
-    def _post(self, message: pb.WorkerMessage, share: int, *, finished: _Call | None = None,
-              chunk_of: _Call | None = None) -> None:
+    def _post(self, message: pb.WorkerMessage, share: int, *, finished: _Call | None = None) -> None:
         """Queue a reply from any thread; the loop is woken at most once per burst.
 
         ``share`` is the message's frame share (see frame_share), at most the limit.
@@ -279,8 +276,6 @@ class _Connection:
             self._outbox_bytes += share
             if finished is not None:
                 del self._calls[finished.id]
-            if chunk_of is not None:
-                self._chunk_counts[chunk_of] = self._chunk_counts.get(chunk_of, 0) + 1
             if threading.get_ident() == self._loop_thread:
                 self._wakeup.set()
                 return
@@ -320,6 +315,8 @@ class _Connection:
                         self.cancel(message.id, message.cancel.reason)
                     elif kind == "host_reply":
                         self._host_reply(message.id, message.host_reply)
+                    elif kind == "credit":
+                        self._credit(message.id, message.credit.chunks)
                     elif kind == "host_tools":
                         self._host_tools = {spec.name: spec for spec in message.host_tools.tools}
         except Exception as exc:  # any failure of the stream ends it the same way
@@ -388,6 +385,11 @@ class _Connection:
         link = call.ctx.opened_host if call is not None else None
         if link is not None:
             link.resolve(reply)
+
+    def _credit(self, request_id: int, chunks: int) -> None:
+        call = self._calls.get(request_id)
+        if call is not None and call.window is not None:
+            call.window.release(chunks)
 
     def cancel(self, request_id: int, reason: str) -> None:
         """Cancel a call in flight; unknown or finished ids are ignored."""
@@ -495,7 +497,7 @@ class _Connection:
                 subject = f"stream chunk {call.seq} of tool {call.tool.name!r}"
                 raise self._refuse(call.id, payload_too_large("stream chunk", share, self._limit, subject))
         call.seq += 1
-        self._post(message, share, chunk_of=call)
+        self._post(message, share)
 
     def _outcome(self, call: _Call, value: Any) -> Reply:
         if call.ctx.cancelled.is_set():

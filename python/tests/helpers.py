@@ -158,11 +158,16 @@ def value_of(payload: pb.Payload) -> Any:
 
 
 class BridgeClient:
-    """A test double of the host: one Connect stream, calls matched by id."""
+    """A test double of the host: one Connect stream, calls matched by id.
 
-    def __init__(self, channel: grpc.aio.Channel, token: str = TOKEN) -> None:
+    Like the host's push-based streams it returns credit for every chunk as it
+    arrives, unless ``auto_credit`` is False (then the test sends ``credit``).
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, token: str = TOKEN, *, auto_credit: bool = True) -> None:
         self.stub = pb_grpc.WorkerBridgeStub(channel)
         self._token = token
+        self._auto_credit = auto_credit
         self._outgoing: asyncio.Queue[pb.HostFrame | None] = asyncio.Queue()
         self._replies: dict[int, asyncio.Queue[pb.WorkerMessage]] = {}
         self._next_id = 1
@@ -195,6 +200,8 @@ class BridgeClient:
                 self.frame_sizes.append(frame.ByteSize())
                 for message in frame.messages:
                     self.messages_received += 1
+                    if self._auto_credit and message.WhichOneof("kind") == "chunk":
+                        self.credit(message.id, 1)
                     self._queue(message.id).put_nowait(message)
         except grpc.aio.AioRpcError as exc:
             self.stream_error = exc
@@ -232,6 +239,12 @@ class BridgeClient:
     def cancel(self, request_id: int, reason: str = "test cancel") -> None:
         self._outgoing.put_nowait(
             pb.HostFrame(messages=[pb.HostMessage(id=request_id, cancel=pb.CancelRequest(reason=reason))])
+        )
+
+    def credit(self, request_id: int, chunks: int) -> None:
+        """Tell the worker the consumer took ``chunks`` more chunks of a stream."""
+        self._outgoing.put_nowait(
+            pb.HostFrame(messages=[pb.HostMessage(id=request_id, credit=pb.StreamCredit(chunks=chunks))])
         )
 
     async def next_message(self, request_id: int, timeout: float = REPLY_TIMEOUT) -> pb.WorkerMessage:

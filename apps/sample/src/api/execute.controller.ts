@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Body, Controller, HttpCode, Inject, Post, Res } from '@nestjs/common';
 import { PoolService, SnakepitError, type ExecuteResult, type SnakepitExceptionFilterOptions } from '@snakepit/nestjs';
 import type { FastifyReply } from 'fastify';
@@ -22,38 +23,39 @@ export class ExecuteController {
    * Server-sent events: one `data:` event per chunk, then `event: end`. Headers
    * go out with the first chunk, so a call that fails before streaming still
    * gets its proper status; a failure mid-stream becomes an `event: error`.
-   * A client that disconnects cancels the Python generator.
+   * Backpressure end to end: while the client's socket is full the loop waits
+   * for 'drain' and pulls nothing, so the Python generator pauses once the
+   * stream window is used. A client that disconnects cancels the generator.
    */
   @Post('stream')
-  stream(@Body() body: unknown, @Res() reply: FastifyReply): void {
+  async stream(@Body() body: unknown, @Res() reply: FastifyReply): Promise<void> {
     const { tool, args, options } = parseExecuteBody(body);
-    const chunks = this.pools.executeStream(tool, args, options);
     // From here the event stream is written to the Node response directly (a Fastify reply sends one payload).
     reply.hijack();
     const res = reply.raw;
+    // A client that leaves cancels the call at once, even while the generator is between chunks.
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
     const startStream = () => {
       if (!res.headersSent) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     };
-    const subscription = chunks.subscribe({
-      next: (chunk) => {
+    try {
+      for await (const chunk of this.pools.stream(tool, args, { ...options, signal: gone.signal })) {
         startStream();
-        res.write(`id: ${chunk.seq}\ndata: ${JSON.stringify(chunk.data)}\n\n`);
-      },
-      error: (error: unknown) => {
-        const failure = error instanceof SnakepitError ? error : new SnakepitError('INTERNAL', String(error));
-        const errorBody = JSON.stringify(failure.toBody(this.errorOptions));
-        if (!res.headersSent) {
-          res.writeHead(failure.httpStatus, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(errorBody) });
-          res.end(errorBody);
-          return;
-        }
-        res.end(`event: error\ndata: ${errorBody}\n\n`);
-      },
-      complete: () => {
-        startStream();
-        res.end('event: end\ndata: {}\n\n');
-      },
-    });
-    res.on('close', () => subscription.unsubscribe());
+        if (!res.write(`id: ${chunk.seq}\ndata: ${JSON.stringify(chunk.data)}\n\n`)) await once(res, 'drain', { signal: gone.signal });
+      }
+      startStream();
+      res.end('event: end\ndata: {}\n\n');
+    } catch (error) {
+      if (gone.signal.aborted) return; // the client left: nobody to tell
+      const failure = error instanceof SnakepitError ? error : new SnakepitError('INTERNAL', String(error));
+      const errorBody = JSON.stringify(failure.toBody(this.errorOptions));
+      if (!res.headersSent) {
+        res.writeHead(failure.httpStatus, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(errorBody) });
+        res.end(errorBody);
+        return;
+      }
+      res.end(`event: error\ndata: ${errorBody}\n\n`);
+    }
   }
 }

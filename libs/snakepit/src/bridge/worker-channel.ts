@@ -5,6 +5,7 @@ import type { CallRequest } from './generated/snakepit/bridge/v1/CallRequest';
 import type { ErrorInfo } from './generated/snakepit/bridge/v1/ErrorInfo';
 import type { HostCall__Output } from './generated/snakepit/bridge/v1/HostCall';
 import type { Payload } from './generated/snakepit/bridge/v1/Payload';
+import type { StreamCredit } from './generated/snakepit/bridge/v1/StreamCredit';
 import type { ToolSpec } from './generated/snakepit/bridge/v1/ToolSpec';
 import type { DescribeResponse__Output } from './generated/snakepit/bridge/v1/DescribeResponse';
 import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
@@ -63,6 +64,8 @@ export class WorkerChannel {
   private outbox: HostMessage[] = [];
   /** Calls still in the outbox: if the stream breaks now, they never reached the worker. */
   private readonly unsent = new Set<number>();
+  /** Credit messages still in the outbox, by call id, so later credits merge into them. */
+  private readonly queuedCredit = new Map<number, StreamCredit>();
   private flushScheduled = false;
   private nextId = 1;
   private brokenWith?: SnakepitError;
@@ -143,6 +146,23 @@ export class WorkerChannel {
     if (this.inFlight.has(parentId) && !this.brokenWith) this.enqueue({ id: parentId, hostReply: { callId, ...outcome } });
   }
 
+  /**
+   * Returns stream credit: the consumer of streaming call `id` took `chunks` more
+   * chunks, so the worker may queue that many more (its generator blocks without).
+   * Credits of one call queued in the same flush travel as one message.
+   */
+  credit(id: number, chunks: number): void {
+    if (chunks <= 0 || !this.inFlight.has(id) || this.brokenWith) return;
+    const queued = this.queuedCredit.get(id);
+    if (queued) {
+      queued.chunks = (queued.chunks ?? 0) + chunks;
+      return;
+    }
+    const credit = { chunks };
+    this.queuedCredit.set(id, credit);
+    this.enqueue({ id, credit });
+  }
+
   /** Asks the worker to stop a call; it answers with Cancelled once the tool really stopped. */
   cancel(id: number, reason: string): void {
     if (this.inFlight.has(id) && !this.brokenWith) this.enqueue({ id, cancel: { reason } });
@@ -172,6 +192,7 @@ export class WorkerChannel {
     const messages = this.outbox;
     this.outbox = [];
     this.unsent.clear();
+    this.queuedCredit.clear();
     if (messages.length === 0 || !this.stream || this.brokenWith) return;
     // Every message fits alone: the pool refuses calls over maxPayloadBytes, which leaves this limit room to spare.
     let frame: HostMessage[] = [];
@@ -216,6 +237,7 @@ export class WorkerChannel {
     this.inFlight.clear();
     for (const [id, listener] of listeners) listener.broken(error, !this.unsent.has(id));
     this.unsent.clear();
+    this.queuedCredit.clear();
     this.outbox = [];
   }
 }

@@ -236,6 +236,10 @@ export class Worker implements PoolWorker {
     this.channel?.cancel(requestId, reason);
   }
 
+  credit(requestId: number, chunks: number): void {
+    this.channel?.credit(requestId, chunks);
+  }
+
   /** Stops the worker gracefully (SIGTERM, then SIGKILL after `graceMs`). */
   async stop(graceMs: number): Promise<void> {
     if (this.state === 'stopped' || this.state === 'crashed') return;
