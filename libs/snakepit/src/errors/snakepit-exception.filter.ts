@@ -1,7 +1,8 @@
 import { Metadata } from '@grpc/grpc-js';
-import { Catch, Logger, type ArgumentsHost, type ExceptionFilter, type HttpServer } from '@nestjs/common';
+import { Catch, type ArgumentsHost, type ExceptionFilter, type HttpServer } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
 import { SnakepitError, type SnakepitErrorBody } from './snakepit-error';
+import { SnakepitLogger } from '../logging/snakepit-logger';
 
 export interface SnakepitExceptionFilterOptions {
   /** Include Python tracebacks in responses (on in development, off in production). */
@@ -153,7 +154,7 @@ function clipUtf8(text: string, maxBytes: number, keep: 'head' | 'tail' = 'head'
  */
 @Catch(SnakepitError)
 export class SnakepitExceptionFilter implements ExceptionFilter<SnakepitError> {
-  private readonly logger = new Logger('Snakepit');
+  private readonly logger = new SnakepitLogger('Snakepit');
 
   constructor(
     private readonly options: SnakepitExceptionFilterOptions,

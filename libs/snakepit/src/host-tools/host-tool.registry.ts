@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { ToolSpec } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { SnakepitError } from '../errors/snakepit-error';
@@ -6,6 +6,7 @@ import { MAX_TIMER_MS, type ResolvedOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { runAtHostCallDepth } from './call-depth';
 import { HOST_TOOL_METADATA, type HostToolContext, type HostToolMetadata } from './host-tool.decorator';
+import { SnakepitLogger } from '../logging/snakepit-logger';
 
 type HostToolHandler = (args: Record<string, unknown>, context: HostToolContext) => unknown;
 
@@ -31,7 +32,7 @@ export interface HostToolInvocation {
  */
 @Injectable()
 export class HostToolRegistry implements OnModuleInit {
-  private readonly logger = new Logger('Snakepit');
+  private readonly logger = new SnakepitLogger('Snakepit');
   private readonly tools = new Map<string, RegisteredHostTool>();
 
   constructor(

@@ -1,7 +1,6 @@
 import {
   Inject,
   Injectable,
-  Logger,
   Optional,
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
@@ -29,6 +28,7 @@ import { ProcessLauncher } from './process-launcher';
 import type { ChunkSink } from './pool.interfaces';
 import { pullStream } from './pull-stream';
 import { WorkerPool, type PoolCallOutcome, type PoolInfo } from './worker-pool';
+import { SnakepitLogger } from '../logging/snakepit-logger';
 
 export interface ExecuteOptions {
   /** Pool to run on (default: the pool named `default`, else the first pool). */
@@ -106,7 +106,7 @@ const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
  */
 @Injectable()
 export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, WorkerHealthProbe {
-  private readonly logger = new Logger('Snakepit');
+  private readonly logger = new SnakepitLogger('Snakepit');
   private readonly tracer = new CallTracer();
   private readonly pools = new Map<string, WorkerPool>();
   private readonly defaultPool: string;

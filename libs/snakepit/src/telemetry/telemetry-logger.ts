@@ -1,9 +1,10 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import type { TelemetryEventMap, TelemetryEventName, TelemetryHandlers } from './telemetry-events';
 import type { ResolvedOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { TelemetryService } from './telemetry.service';
+import { SnakepitLogger } from '../logging/snakepit-logger';
 
 type LogLevel = 'debug' | 'log' | 'warn' | 'error';
 
@@ -33,7 +34,7 @@ const TELEMETRY_LOG_LINES: { [K in TelemetryEventName]?: { level: LogLevel; msg:
  */
 @Injectable()
 export class TelemetryLogger {
-  private readonly logger = new Logger('Snakepit');
+  private readonly logger = new SnakepitLogger('Snakepit');
 
   constructor(telemetry: TelemetryService, @Inject(SNAKEPIT_RESOLVED_OPTIONS) options: ResolvedOptions) {
     const handlers: Record<string, (data: TelemetryEventMap[TelemetryEventName]) => void> = {};

@@ -1,6 +1,7 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { filter, Subject, Subscription, type Observable } from 'rxjs';
 import type { TelemetryEvent, TelemetryEventMap, TelemetryEventName, TelemetryHandlers } from './telemetry-events';
+import { SnakepitLogger } from '../logging/snakepit-logger';
 
 /**
  * One typed stream of Snakepit lifecycle events; subscribe to build metrics,
@@ -10,7 +11,7 @@ import type { TelemetryEvent, TelemetryEventMap, TelemetryEventName, TelemetryHa
  */
 @Injectable()
 export class TelemetryService {
-  private readonly logger = new Logger('Snakepit');
+  private readonly logger = new SnakepitLogger('Snakepit');
   private readonly subject = new Subject<TelemetryEvent>();
   /**
    * `handle()` handlers by event name: an event reaches only its own handlers,

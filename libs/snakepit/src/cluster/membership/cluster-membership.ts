@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { Subject, type Observable } from 'rxjs';
 import type { ResolvedClusterOptions } from '../cluster-options';
@@ -6,6 +5,7 @@ import type { RedisConnection } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { LEAVE, SYNC_MEMBERS } from './membership-scripts';
 import type { NodeRecord } from './node-record';
+import { SnakepitLogger } from '../../logging/snakepit-logger';
 
 /** A node gone from the view; `graceful` when it deregistered itself and is draining its calls. */
 export interface Departure {
@@ -23,7 +23,7 @@ export interface Departure {
  * peer is offered for routing until a read succeeds again.
  */
 export class ClusterMembership {
-  private readonly logger = new Logger('SnakepitCluster');
+  private readonly logger = new SnakepitLogger('SnakepitCluster');
   private readonly departed = new Subject<Departure>();
   /** Nodes that left the view: deregistered on shutdown (graceful), or dropped or restarted (their calls in flight are lost). */
   readonly departures$: Observable<Departure> = this.departed.asObservable();

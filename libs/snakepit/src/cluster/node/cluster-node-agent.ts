@@ -1,4 +1,4 @@
-import { Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { BeforeApplicationShutdown, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Subscription } from 'rxjs';
@@ -9,6 +9,7 @@ import type { ClusterMembership } from '../membership/cluster-membership';
 import type { NodeRecord } from '../membership/node-record';
 import type { ClusterClient } from '../transport/cluster-client';
 import type { ClusterServer } from '../transport/cluster-server';
+import { SnakepitLogger } from '../../logging/snakepit-logger';
 
 /** Forwarded calls still running get this long to finish once the pools drained. */
 const SERVER_STOP_GRACE_MS = 1_000;
@@ -20,7 +21,7 @@ const SERVER_STOP_GRACE_MS = 1_000;
  * call is routed here while the pools drain, and stops serving last.
  */
 export class ClusterNodeAgent implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly logger = new Logger('SnakepitCluster');
+  private readonly logger = new SnakepitLogger('SnakepitCluster');
   private readonly startedAt = Date.now();
   private readonly version = libraryVersion();
   private address = '';

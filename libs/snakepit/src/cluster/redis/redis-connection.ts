@@ -1,7 +1,8 @@
-import { Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import Redis, { ReplyError, type RedisOptions } from 'ioredis';
 import { SnakepitError } from '../../errors/snakepit-error';
 import type { ResolvedClusterOptions } from '../cluster-options';
+import { SnakepitLogger } from '../../logging/snakepit-logger';
 
 /** Longest a node waits for Redis at start before it starts without it (and keeps reconnecting). */
 const FIRST_CONNECT_WAIT_MS = 5_000;
@@ -20,7 +21,7 @@ const TRANSIENT_REPLY = /^(LOADING|READONLY|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN
 export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
   readonly client: Redis;
   private readonly subscribers: Redis[] = [];
-  private readonly logger = new Logger('SnakepitCluster');
+  private readonly logger = new SnakepitLogger('SnakepitCluster');
   private up = false;
   private closing = false;
 

@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { Logger } from '@nestjs/common';
 import { decodePayload } from '../../bridge/payload';
 import { toSnakepitError } from '../../errors/snakepit-error';
 import type { ExecuteOptions, PoolService } from '../../pool/pool.service';
@@ -7,6 +6,7 @@ import { parseHostPort, type ResolvedClusterOptions } from '../cluster-options';
 import type { ClusterNodeHandlers, ForwardedCall__Output } from './cluster-messages';
 import { clusterNodeService, presentsSecret } from './cluster-proto';
 import { encodeError, encodeValue } from './wire-values';
+import { SnakepitLogger } from '../../logging/snakepit-logger';
 
 /** Envelope allowance on top of the largest argument payload a local pool accepts. */
 const ENVELOPE_BYTES = 1024 * 1024;
@@ -17,7 +17,7 @@ const ENVELOPE_BYTES = 1024 * 1024;
  * PoolService produced it. Cancelling the RPC cancels the call here.
  */
 export class ClusterServer {
-  private readonly logger = new Logger('SnakepitCluster');
+  private readonly logger = new SnakepitLogger('SnakepitCluster');
   private server?: grpc.Server;
 
   constructor(
