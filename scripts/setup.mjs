@@ -68,14 +68,16 @@ step(
 
 step(
   'python-venv',
-  [join(root, 'python', 'requirements.txt'), join(root, 'python', 'pyproject.toml')],
+  ['requirements.txt', 'pyproject.toml', 'setup.py'].map((f) => join(root, 'python', f)),
   () => existsSync(venvPython),
   () => {
     let ms = 0;
     if (!existsSync(venvPython)) ms += run('python3', ['-m', 'venv', join(root, '.venv')]);
     const pip = [venvPython, '-m', 'pip', '--disable-pip-version-check', '-q'];
     ms += run(pip[0], [...pip.slice(1), 'install', '-r', join(root, 'python', 'requirements.txt')]);
-    ms += run(pip[0], [...pip.slice(1), 'install', '--no-deps', '-e', join(root, 'python')]);
+    // The requirements hold the build requirements, so the editable build (which generates
+    // the stubs) runs in the venv instead of downloading them into an isolated one.
+    ms += run(pip[0], [...pip.slice(1), 'install', '--no-deps', '--no-build-isolation', '-e', join(root, 'python')]);
     return ms;
   },
 );

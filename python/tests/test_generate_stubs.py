@@ -37,8 +37,21 @@ def test_output_is_package_relative(generator: ModuleType) -> None:
 
 def test_missing_proto_fails_clearly(generator: ModuleType, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(generator, "PROTO_ROOT", tmp_path)
+    monkeypatch.setattr(generator, "PROTO_ROOTS", (tmp_path / "sdist", tmp_path / "repo"))
     monkeypatch.setattr(generator, "OUT_DIR", tmp_path / "out")
     assert generator.main() == 1
-    assert "proto file not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "proto file not found" in err
+    assert str(tmp_path / "sdist" / generator.PROTO_FILE) in err and str(tmp_path / "repo" / generator.PROTO_FILE) in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_proto_carried_along_wins(generator: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An sdist carries its own copy of the proto; that one is used even where a repository's is reachable.
+    carried = tmp_path / "sdist" / generator.PROTO_FILE
+    carried.parent.mkdir(parents=True)
+    carried.write_text('syntax = "proto3";\npackage snakepit.bridge.v1;\nmessage OnlyHere {}\n')
+    monkeypatch.setattr(generator, "PROTO_ROOTS", (tmp_path / "sdist", *generator.PROTO_ROOTS))
+    changed, stale = generator.generate(tmp_path / "out")
+    assert sorted(changed) == ["__init__.py", "bridge_pb2.py", "bridge_pb2.pyi", "bridge_pb2_grpc.py"] and stale == []
+    assert "OnlyHere" in (tmp_path / "out" / "bridge_pb2.pyi").read_text()

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Generate the Python gRPC stubs for the Snakepit wire contract.
 
-The stubs are build output (gitignored), produced from the one authoritative
-``proto/snakepit/bridge/v1/bridge.proto`` so the Node and Python sides can never
-drift apart. protoc names modules after the proto package
+The stubs are build output (gitignored, never committed), produced from the one
+authoritative ``proto/snakepit/bridge/v1/bridge.proto`` so the Node and Python
+sides can never drift apart. Building the package runs this (``setup.py``), so
+every wheel, sdist build and ``pip install`` carries stubs made from the proto it
+was built from; in the repository ``scripts/setup.mjs`` runs it for the
+editable install. protoc names modules after the proto package
 (``from snakepit.bridge.v1 import bridge_pb2``), which would require a top-level
 ``snakepit`` package on sys.path; instead the files are flattened into
 ``snakepit_bridge/_proto/`` and that import is rewritten to a relative one.
@@ -22,8 +25,11 @@ import tempfile
 from pathlib import Path
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent
-PROTO_ROOT = PYTHON_DIR.parent / "proto"
 PROTO_FILE = "snakepit/bridge/v1/bridge.proto"
+# Where the proto is found, first match wins: an sdist carries its own copy
+# (setup.py puts it there, since a package may not reach outside its root);
+# a checkout of the repository has the shared one next to python/.
+PROTO_ROOTS = (PYTHON_DIR / "proto", PYTHON_DIR.parent / "proto")
 OUT_DIR = PYTHON_DIR / "snakepit_bridge" / "_proto"
 
 # protoc's absolute import of the sibling message module, e.g.
@@ -38,7 +44,7 @@ LEFTOVER_IMPORT = re.compile(r"^\s*(from|import)\s+snakepit\b", re.MULTILINE)
 
 INIT_TEXT = '''"""Generated gRPC stubs for snakepit.bridge.v1: do not edit.
 
-Regenerate with ``python python/tools/generate_stubs.py``.
+Made from the proto when the package is built (or by tools/generate_stubs.py).
 """
 '''
 
@@ -47,20 +53,27 @@ class GenerationError(Exception):
     """A failure with a message meant for the person running the script."""
 
 
-def run_protoc(out: Path) -> None:
-    """Run the bundled protoc; grpc_tools is a dev dependency, so say how to get it."""
+def find_proto_root() -> Path:
+    """The first of PROTO_ROOTS that holds PROTO_FILE."""
+    for root in PROTO_ROOTS:
+        if (root / PROTO_FILE).is_file():
+            return root
+    raise GenerationError(f"proto file not found: {' or '.join(str(root / PROTO_FILE) for root in PROTO_ROOTS)}")
+
+
+def run_protoc(out: Path, proto_root: Path) -> None:
+    """Run the protoc bundled with grpc_tools, a build requirement, so say how to get it."""
     try:
         from grpc_tools import protoc
     except ImportError as exc:
         raise GenerationError(
-            f"grpc_tools is not installed ({exc}); run `pip install -r python/requirements.txt` first"
+            f"grpc_tools is not installed ({exc}); it is a build requirement of snakepit-bridge "
+            "(pyproject.toml [build-system]); in the repository run `pip install -r python/requirements.txt`"
         ) from exc
-    if not (PROTO_ROOT / PROTO_FILE).is_file():
-        raise GenerationError(f"proto file not found: {PROTO_ROOT / PROTO_FILE}")
     well_known = importlib.resources.files("grpc_tools") / "_proto"
     argv = [
         "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
+        f"-I{proto_root}",
         f"-I{well_known}",
         f"--python_out={out}",
         f"--pyi_out={out}",
@@ -100,16 +113,26 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def generate(out_dir: Path = OUT_DIR) -> tuple[list[str], list[str]]:
+    """Write the stubs into ``out_dir``; returns (files written, stale files removed).
+
+    Raises GenerationError (or OSError) with a message for the person building.
+    """
+    proto_root = find_proto_root()
+    with tempfile.TemporaryDirectory(prefix="snakepit-stubs-") as tmp:
+        run_protoc(Path(tmp), proto_root)
+        files = flatten(Path(tmp))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    changed = [name for name, text in files.items() if write_if_changed(out_dir / name, text)]
+    stale = [path for path in out_dir.iterdir() if path.is_file() and path.name not in files]
+    for path in stale:
+        path.unlink()
+    return changed, [path.name for path in stale]
+
+
 def main() -> int:
     try:
-        with tempfile.TemporaryDirectory(prefix="snakepit-stubs-") as tmp:
-            run_protoc(Path(tmp))
-            files = flatten(Path(tmp))
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        changed = [name for name, text in files.items() if write_if_changed(OUT_DIR / name, text)]
-        stale = [p for p in OUT_DIR.iterdir() if p.is_file() and p.name not in files]
-        for path in stale:
-            path.unlink()
+        changed, stale = generate()
     except (GenerationError, OSError) as exc:
         print(f"generate_stubs: {exc}", file=sys.stderr)
         return 1
