@@ -32,9 +32,6 @@ export {
   type SnakepitExceptionFilterOptions,
   type SnakepitGrpcStatus,
 } from './errors/snakepit-exception.filter';
+// The `cluster` option's type; cluster mode's code is in `@snakepit/nestjs/cluster` and loads only when it is set.
 export type { ClusterOptions } from './cluster/cluster-options';
-export { CLUSTER_DEFAULTS, type ResolvedClusterOptions } from './cluster/cluster-options';
-export { SNAKEPIT_CLUSTER_OPTIONS } from './cluster/cluster.providers';
-export { ClusterMembership } from './cluster/membership/cluster-membership';
-export type { AdvertisedPool, NodeRecord } from './cluster/membership/node-record';
 export { HostTool, type HostToolContext, type HostToolOptions, type HostToolParameter } from './host-tools/host-tool.decorator';

@@ -1,8 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { chooseSessionStore, clusterProviders } from './cluster/cluster.providers';
-import { RedisConnection } from './cluster/redis/redis-connection';
-import { RedisKeys } from './cluster/redis/redis-keys';
+import { clusterProviders, sessionStoreProvider } from './cluster/cluster.providers';
 import { HostToolRegistry } from './host-tools/host-tool.registry';
 import { resolveOptions, type ResolvedOptions } from './options/resolve-options';
 import type { SnakepitModuleOptions } from './options/snakepit-options';
@@ -33,11 +31,7 @@ import { WorkerRuntime } from './worker/worker-runtime';
       inject: [SNAKEPIT_RESOLVED_OPTIONS],
       useFactory: (options: ResolvedOptions) => new WorkerRuntime(options),
     },
-    {
-      provide: SESSION_STORE,
-      inject: [SNAKEPIT_RESOLVED_OPTIONS, RedisConnection, RedisKeys],
-      useFactory: chooseSessionStore,
-    },
+    sessionStoreProvider,
     ...clusterProviders,
     TelemetryService,
     // Logs the lifecycle events the pool does not log itself (debug/info; quiet at info by default).

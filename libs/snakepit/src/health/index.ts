@@ -1,4 +1,10 @@
 /** `@snakepit/nestjs/health`: needs the optional peer `@nestjs/terminus`. */
+import { requirePeers } from '../options/optional-peers';
+
+// Before the exports below load the peers, so a missing one is named with its install
+// command (the build is CommonJS, which keeps this statement order).
+requirePeers('@snakepit/nestjs/health', ['@nestjs/terminus']);
+
 export { SnakepitHealthModule } from './snakepit-health.module';
 export { PoolsHealthIndicator } from './pools.health';
 export { SessionStoreHealthIndicator, type SessionStorePingOptions } from './sessions.health';
