@@ -1,7 +1,8 @@
 """Snakepit bridge: serve Python tools to a NestJS host over gRPC.
 
 Write an :class:`Adapter` with ``@tool`` methods and start it with
-``python -m snakepit_bridge.worker --adapter package.module:Class``.
+``python -m snakepit_bridge.worker --adapter package.module:Class``; unit-test
+its tools without a worker through :mod:`snakepit_bridge.testing`.
 """
 
 from ._version import __version__
