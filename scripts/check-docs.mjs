@@ -232,7 +232,7 @@ for (const file of files) {
 checkPython(python);
 
 const list = (tally) => Object.entries(tally).map(([lang, n]) => `${lang} ${n}`).join(', ') || 'none';
-const summary = `${files.length} pages, ${counts.links} relative links, code blocks parsed: ${list(counts.parsed)}; not parsed: ${list(counts.unparsed)}`;
+const summary = `${files.length} pages, ${counts.links} links, code blocks parsed: ${list(counts.parsed)}; not parsed: ${list(counts.unparsed)}`;
 if (problems.length > 0) {
   console.error(`check-docs: ${problems.length} problem(s) in ${summary}`);
   for (const problem of problems) console.error(`  ${problem}`);
