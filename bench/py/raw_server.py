@@ -6,7 +6,7 @@ Serves ``RawBench`` (bench/proto/bench.proto) on a Unix socket or 127.0.0.1:
 * ``Batch``: one bidi stream multiplexing calls by id. A reader task takes each
   RequestBatch apart; every reply that is ready when the writer wakes goes out
   in one ReplyBatch. ``--dispatch`` chooses how a call runs:
-  ``task`` (one asyncio task per call: the design bench-peers measured fastest,
+  ``task`` (one asyncio task per call: the design the transport study measured fastest,
   used as "the transport's limit"), ``inline`` (in the reader, no concurrency)
   or ``threads`` (a ThreadPoolExecutor whose finished replies wake the loop at
   most once per burst: the shape Snakepit uses for sync tools).

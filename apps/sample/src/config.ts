@@ -40,7 +40,7 @@ function optionalNumber(env: NodeJS.ProcessEnv, name: string): number | undefine
   return env[name] === undefined || env[name] === '' ? undefined : Number(env[name]);
 }
 
-/** Worker lifecycle knobs, per pool (see the README's lifecycle table). */
+/** Worker lifecycle knobs, per pool (see the table in docs/lifecycle.md). */
 function lifecycleOptions(env: NodeJS.ProcessEnv): Partial<PoolOptions> {
   return {
     heartbeatIntervalMs: optionalInteger(env, 'SNAKEPIT_HEARTBEAT_INTERVAL_MS'),

@@ -42,7 +42,7 @@ export function loadBridgePackage(): ProtoGrpcType {
 
 /**
  * Channel options for a host -> worker channel. Channelz and retries are off
- * (measured per-call overhead, see bench-peers/TRANSPORT.md): a call is never
+ * (measured per-call overhead; docs/performance.md): a call is never
  * retried by the transport, only by the pool when the caller allows it.
  */
 export function workerChannelOptions(maxMessageBytes: number): grpc.ChannelOptions {

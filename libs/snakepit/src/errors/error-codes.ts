@@ -1,6 +1,6 @@
 /**
  * The Snakepit error table: one stable string code per failure, with the
- * numeric code, HTTP status and gRPC status it maps to. README "Errors" mirrors it.
+ * numeric code, HTTP status and gRPC status it maps to. docs/errors.md mirrors it.
  */
 export const ERROR_TABLE = {
   PYTHON_EXCEPTION: { numeric: 1000, http: 500, grpc: 13, summary: 'The tool raised a Python exception' },

@@ -1,5 +1,5 @@
 /**
- * Every lifecycle event Snakepit emits, by name. The README's "Telemetry"
+ * Every lifecycle event Snakepit emits, by name. docs/operations.md's "Telemetry events"
  * table mirrors this map; metrics and logs are built only from these events.
  */
 export interface TelemetryEventMap {
