@@ -1,0 +1,1 @@
+"""The consumer app's own Python code."""
