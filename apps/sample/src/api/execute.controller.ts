@@ -1,10 +1,14 @@
 import { once } from 'node:events';
 import { Body, Controller, HttpCode, Inject, Post, Res } from '@nestjs/common';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { PoolService, SnakepitError, type ExecuteResult, type SnakepitExceptionFilterOptions } from '@snakepit/nestjs';
 import type { FastifyReply } from 'fastify';
 import { ERROR_BODY_OPTIONS } from '../errors/app-exception.filter';
+import { ApiErrors } from './error-body.dto';
+import { CALL_ERRORS, ExecuteRequestDto, ExecuteResponseDto } from './execute.dto';
 import { parseExecuteBody } from './request-body';
 
+@ApiTags('calls')
 @Controller('api')
 export class ExecuteController {
   constructor(
@@ -14,6 +18,10 @@ export class ExecuteController {
 
   @Post('execute')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Run a tool and answer its result' })
+  @ApiBody({ type: ExecuteRequestDto })
+  @ApiOkResponse({ type: ExecuteResponseDto, description: 'The result, and where the call ran' })
+  @ApiErrors(...CALL_ERRORS)
   execute(@Body() body: unknown): Promise<ExecuteResult> {
     const { tool, args, options } = parseExecuteBody(body);
     return this.pools.execute(tool, args, options);
@@ -28,6 +36,15 @@ export class ExecuteController {
    * stream window is used. A client that disconnects cancels the generator.
    */
   @Post('stream')
+  @ApiOperation({ summary: 'Run a streaming tool: its chunks as server-sent events' })
+  @ApiBody({ type: ExecuteRequestDto })
+  @ApiOkResponse({
+    description:
+      'One `data:` event per chunk (its JSON, `id:` its sequence number), then `event: end`. A failure before the first chunk answers ' +
+      'its status with the JSON error body; a failure later ends the stream with `event: error` carrying that body.',
+    content: { 'text/event-stream': { schema: { type: 'string' }, example: 'id: 0\ndata: {"i":0}\n\nevent: end\ndata: {}\n\n' } },
+  })
+  @ApiErrors(...CALL_ERRORS)
   async stream(@Body() body: unknown, @Res() reply: FastifyReply): Promise<void> {
     const { tool, args, options } = parseExecuteBody(body);
     // From here the event stream is written to the Node response directly (a Fastify reply sends one payload).
