@@ -146,7 +146,8 @@ def test_sdist_and_the_wheel_built_from_it(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         wheel_files = set(archive.namelist())
     assert {f"snakepit_bridge/_proto/{name}" for name in STUBS} | {"snakepit_bridge/py.typed"} <= wheel_files
-    assert {name.split("/", 1)[0] for name in wheel_files} == {"snakepit_bridge", f"snakepit_bridge-{__version__}.dist-info"}
+    top_level = {name.split("/", 1)[0] for name in wheel_files}
+    assert top_level == {"snakepit_bridge", f"snakepit_bridge-{__version__}.dist-info"}  # no tools/, no tests/
     with zipfile.ZipFile(wheel) as archive:
         generated = archive.read("snakepit_bridge/_proto/bridge_pb2_grpc.py").decode()
     assert "from . import bridge_pb2 as" in generated  # flattened, importable without a top-level snakepit package

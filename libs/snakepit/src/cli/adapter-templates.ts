@@ -1,6 +1,7 @@
 /**
  * The files `snakepit new-adapter NAME` writes: a commented adapter that shows
- * each kind of tool, and pytest tests that call its tools directly.
+ * each kind of tool, and pytest tests that call its tools through
+ * snakepit_bridge.testing, as a worker would, without one.
  * (No backticks in the Python text: they would end these template literals.)
  */
 
@@ -87,64 +88,69 @@ class ${className}(Adapter):
         return visits
 `;
 
-export const adapterTests = ({ name, className }: AdapterNames): string => `"""Tests of ${className}: tools are plain methods, so they are called directly, without a worker."""
+export const adapterTests = ({ name, className }: AdapterNames): string => `"""Tests of ${className}, without a worker.
+
+snakepit_bridge.testing calls each tool as a worker would: the arguments are checked
+against its parameters, it gets a real ctx (session, cancellation, metadata), and what
+comes back is what the host would receive. Run them with the interpreter the workers
+use; pytest is not a dependency of snakepit-bridge, so install it there first:
+
+    .venv/bin/python -m pip install pytest
+    .venv/bin/python -m pytest ${name}
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 
 import pytest
 
 from ${name}.adapter import ${className}
-from snakepit_bridge import CallContext, ToolError
-from snakepit_bridge.adapter import discover_tools
+from snakepit_bridge import ToolError
+from snakepit_bridge.testing import ToolHarness
 
 
 @pytest.fixture
-def adapter() -> ${className}:
-    instance = ${className}()
-    instance.setup()  # what the worker does once at start
-    return instance
+def harness() -> Iterator[ToolHarness]:
+    # A new adapter between its setup() and teardown(), as in a worker process.
+    with ToolHarness.serving(${className}) as serving:
+        yield serving
 
 
-def context(tool: str, session_id: str = "", session: dict | None = None) -> CallContext:
-    """The ctx a worker passes; the host sends session values JSON-encoded."""
-    encoded = {key: json.dumps(value).encode() for key, value in (session or {}).items()}
-    return CallContext(request_id=1, tool=tool, worker_id="test-1", session_id=session_id, session=encoded)
-
-
-def test_the_worker_discovers_every_tool_with_its_parameters() -> None:
-    # discover_tools is what the worker runs at start: a TypeError here would stop it from starting.
-    tools = discover_tools(${className})
-    assert sorted(tools) == ["countdown", "greet", "visit"]
-    greet = tools["greet"]
+def test_the_worker_serves_every_tool_with_its_parameters(harness: ToolHarness) -> None:
+    # The tools as the worker discovers them at start (a TypeError there would stop it from starting).
+    assert sorted(harness.tools) == ["countdown", "greet", "visit"]
+    greet = harness.tools["greet"]
     assert greet.description == "Greet someone in one of the loaded languages."
     assert {name: (spec.type.name, spec.required) for name, spec in greet.params.items()} == {
         "name": ("string", True),
         "language": ("string", False),
     }
     assert greet.idempotent and not greet.streaming
-    assert tools["countdown"].streaming
-    assert "ctx" not in tools["countdown"].params  # injected by the worker, not sent by callers
+    assert harness.tools["countdown"].streaming
+    assert "ctx" not in harness.tools["countdown"].params  # injected by the worker, not sent by callers
 
 
-def test_greet(adapter: ${className}) -> None:
-    assert adapter.greet("Ada", language="fr") == {"greeting": "Bonjour, Ada!"}
+def test_greet(harness: ToolHarness) -> None:
+    assert harness.call("greet", {"name": "Ada", "language": "fr"}).value == {"greeting": "Bonjour, Ada!"}
     with pytest.raises(ToolError) as raised:
-        adapter.greet("Ada", language="xx")
+        harness.call("greet", {"name": "Ada", "language": "xx"})
     assert raised.value.code == "INVALID_ARGUMENTS"
+    assert raised.value.details == {"known": ["de", "en", "fr"]}
+    # Arguments are checked before the tool runs, as the worker checks them.
+    with pytest.raises(ToolError, match="name is required"):
+        harness.call("greet", {"language": "en"})
 
 
-def test_countdown_streams_and_stops_when_cancelled(adapter: ${className}) -> None:
-    assert list(adapter.countdown(3, context("countdown"))) == [{"remaining": 3}, {"remaining": 2}, {"remaining": 1}]
-    cancelled = context("countdown")
-    cancelled.cancelled.set()
-    assert list(adapter.countdown(3, cancelled)) == [{"remaining": 3}]
+def test_countdown_streams_and_stops_when_cancelled(harness: ToolHarness) -> None:
+    assert harness.stream("countdown", {"start": 3}).chunks == [{"remaining": 3}, {"remaining": 2}, {"remaining": 1}]
+    # The caller cancels after the first chunk: the worker pulls no more and closes the generator.
+    stopped = harness.stream("countdown", {"start": 3}, cancel_after=1)
+    assert stopped.cancelled and stopped.chunks == [{"remaining": 3}]
 
 
-def test_visit_updates_the_session(adapter: ${className}) -> None:
-    ctx = context("visit", session_id="session-1", session={"visits": {"home": 1}})
-    assert adapter.visit("home", ctx) == {"home": 2}
-    assert ctx.session["visits"] == {"home": 2}  # what the host will store
-    assert ctx.session.changed
+def test_visit_updates_the_session(harness: ToolHarness) -> None:
+    result = harness.call("visit", {"page": "home"}, session={"visits": {"home": 1}})
+    assert result.value == {"home": 2}
+    assert result.session == {"visits": {"home": 2}}  # what the host stores when the call succeeds
 `;

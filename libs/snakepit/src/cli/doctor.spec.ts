@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Check } from './check';
 import { isEnvironmentAnswer, type EnvironmentAnswer } from './doctor-probes';
-import { environmentChecks, libraryVersion, runDoctor } from './doctor';
+import { bridgeInstallCommand, environmentChecks, libraryVersion, runDoctor } from './doctor';
 
 const healthy: EnvironmentAnswer = {
   version: [3, 12, 4],
@@ -38,7 +38,10 @@ describe('doctor: what the interpreter reports', () => {
   it('fails a Python older than 3.11 and warns about a system-wide interpreter', () => {
     const checks = byName(environmentChecks({ ...healthy, version: [3, 10, 12], isolated: false, prefix: '/usr' }, '0.1.0'));
     expect(checks.python).toMatchObject({ status: 'FAIL', message: '/app/.venv/bin/python: Python 3.10.12 is older than 3.11', fix: expect.stringContaining('venv') });
-    expect(checks.virtualenv).toMatchObject({ status: 'WARN', fix: expect.stringContaining('python3 -m venv .venv') });
+    expect(checks.virtualenv).toMatchObject({
+      status: 'WARN',
+      fix: `python3 -m venv .venv, then ${bridgeInstallCommand('.venv/bin/python', '0.1.0')}, and set the pool option python: '.venv/bin/python'`,
+    });
   });
 
   it('fails a missing package with the pip command for this interpreter, and skips the stubs', () => {
@@ -56,7 +59,12 @@ describe('doctor: what the interpreter reports', () => {
   it('reports the error the stubs raise when protobuf cannot run them', () => {
     const error = 'VersionError: Detected incompatible Protobuf Gencode/Runtime versions when loading snakepit/bridge/v1/bridge.proto: gencode 7.35.1 runtime 6.31.0.';
     const checks = byName(environmentChecks({ ...healthy, stubs: { ok: false, error } }, '0.1.0'));
-    expect(checks.stubs).toMatchObject({ status: 'FAIL', message: `the generated gRPC stubs do not load: ${error}`, fix: expect.stringContaining('snakepit-bridge==0.1.0') });
+    expect(checks.stubs).toMatchObject({
+      status: 'FAIL',
+      message: `the generated gRPC stubs do not load: ${error}`,
+      fix: expect.stringContaining('/app/.venv/bin/python -m pip install --force-reinstall snakepit_bridge-0.1.0-py3-none-any.whl'),
+    });
+    expect(checks.stubs.fix).not.toContain('generate_stubs'); // a script of the repository, not of an install
   });
 
   it('fails a bridge whose version differs from the library, or that is missing', () => {
@@ -64,11 +72,19 @@ describe('doctor: what the interpreter reports', () => {
     expect(other.snakepit_bridge).toMatchObject({
       status: 'FAIL',
       message: 'version 0.0.9 at /x, but @snakepit/nestjs 0.1.0 needs 0.1.0',
-      fix: '/app/.venv/bin/python -m pip install "snakepit-bridge==0.1.0"',
+      fix: bridgeInstallCommand('/app/.venv/bin/python', '0.1.0'),
     });
     const missing = byName(environmentChecks({ ...healthy, bridge: { ok: false, error: "ModuleNotFoundError: No module named 'snakepit_bridge'" } }, '0.1.0'));
     expect(missing.snakepit_bridge.status).toBe('FAIL');
     expect(missing.stubs.status).toBe('SKIP');
+  });
+
+  it('installs the bridge from the wheel npm run pack builds, or from a checkout', () => {
+    // Not "pip install snakepit-bridge": the package is on no registry.
+    expect(bridgeInstallCommand('/app/.venv/bin/python', '0.2.0')).toBe(
+      '/app/.venv/bin/python -m pip install snakepit_bridge-0.2.0-py3-none-any.whl (in dist/packages/ after npm run pack in a Snakepit checkout), or /app/.venv/bin/python -m pip install <that checkout>/python',
+    );
+    expect(bridgeInstallCommand('python3', '0.2.0', '--force-reinstall')).toMatch(/^python3 -m pip install --force-reinstall snakepit_bridge-0\.2\.0-py3-none-any\.whl .* python3 -m pip install --force-reinstall <that checkout>\/python$/);
   });
 
   it('accepts only answers of the expected shape', () => {

@@ -40,9 +40,21 @@ export function libraryVersion(): string {
   return manifest.version;
 }
 
+/**
+ * The command that installs the snakepit-bridge matching this library into `python`'s environment. The package is
+ * not on a registry: `npm run pack` in a Snakepit checkout builds its wheel into dist/packages/, and pip builds the
+ * same package from the checkout's python/ directory (both generate its gRPC stubs).
+ */
+export function bridgeInstallCommand(python: string, version: string, pipOptions = ''): string {
+  const install = `${python} -m pip install ${pipOptions ? `${pipOptions} ` : ''}`;
+  return `${install}snakepit_bridge-${version}-py3-none-any.whl (in dist/packages/ after npm run pack in a Snakepit checkout), or ${install}<that checkout>/python`;
+}
+
+/** The interpreter of a virtualenv in the app's directory, as doctor, new-adapter and the pool option name it. */
+export const VENV_PYTHON = join('.venv', 'bin', 'python');
+
 export function defaultPython(): string {
-  const venvPython = join('.venv', 'bin', 'python');
-  return existsSync(venvPython) ? venvPython : MODULE_DEFAULTS.python;
+  return existsSync(VENV_PYTHON) ? VENV_PYTHON : MODULE_DEFAULTS.python;
 }
 
 /** Every check, in report order. Python probes are bounded by a timeout, so this always settles. */
@@ -82,7 +94,7 @@ async function checkPython(python: string, adapter: string | undefined, expected
 /** The checks an interpreter's answer to ENVIRONMENT_PROBE decides. */
 export function environmentChecks(answer: EnvironmentAnswer, expectedBridge: string): Check[] {
   const python = answer.executable;
-  const installBridge = `${python} -m pip install "snakepit-bridge==${expectedBridge}"`;
+  const installBridge = bridgeInstallCommand(python, expectedBridge);
   const version = answer.version.join('.');
   const [major, minor] = answer.version;
   const recentEnough = major > MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor >= MIN_PYTHON[1]);
@@ -92,7 +104,7 @@ export function environmentChecks(answer: EnvironmentAnswer, expectedBridge: str
       : fail('python', `${python}: Python ${version} is older than ${MIN_PYTHON.join('.')}`, `install Python ≥ ${MIN_PYTHON.join('.')} and create a virtualenv with it (python3.12 -m venv .venv), then pass --python .venv/bin/python`),
     answer.isolated
       ? pass('virtualenv', `isolated environment at ${answer.prefix}`)
-      : warn('virtualenv', `${python} is a system-wide interpreter (${answer.prefix}); packages installed for Snakepit mix with the system's`, `python3 -m venv .venv && .venv/bin/python -m pip install "snakepit-bridge==${expectedBridge}", then use python: '.venv/bin/python'`),
+      : warn('virtualenv', `${python} is a system-wide interpreter (${answer.prefix}); packages installed for Snakepit mix with the system's`, `python3 -m venv .venv, then ${bridgeInstallCommand(VENV_PYTHON, expectedBridge)}, and set the pool option python: '${VENV_PYTHON}'`),
   ];
   for (const name of Object.keys(REQUIRED_PACKAGES) as RequiredPackage[]) {
     const result = answer.packages[name];
@@ -114,7 +126,7 @@ export function environmentChecks(answer: EnvironmentAnswer, expectedBridge: str
       fail(
         'stubs',
         `the generated gRPC stubs do not load: ${answer.stubs.error}`,
-        `install the protobuf and grpcio versions the stubs were generated for (${installBridge} brings them), or regenerate the stubs with python/tools/generate_stubs.py`,
+        `reinstall snakepit-bridge, which brings the grpcio and protobuf versions its stubs were generated for: ${bridgeInstallCommand(python, expectedBridge, '--force-reinstall')}`,
       ),
     );
   } else {

@@ -44,7 +44,7 @@ describe('snakepit command line', () => {
       expect(result.code).toBe(0);
       expect(result.out).toContain(`  ${join(dir, 'sentiment', 'adapter.py')}\n`);
       expect(result.out).toContain(
-        `SnakepitModule.forRoot({ pools: [{ name: 'default', size: 2, adapter: 'sentiment.adapter:SentimentAdapter', env: { PYTHONPATH: '${dir}' } }] })`,
+        `SnakepitModule.forRoot({ pools: [{ name: 'default', size: 2, adapter: 'sentiment.adapter:SentimentAdapter', python: '.venv/bin/python', env: { PYTHONPATH: '${dir}' } }] })`,
       );
     });
 

@@ -4,11 +4,11 @@
  *   snakepit doctor [--python PATH] [--adapter module:Class] [--socket-dir DIR] [--json]
  *   snakepit new-adapter NAME [--dir DIR]
  */
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatReport, hasFailure } from './check';
-import { defaultPython, libraryVersion, runDoctor } from './doctor';
-import { createAdapter, NewAdapterError, type NewAdapter } from './new-adapter';
+import { libraryVersion, runDoctor } from './doctor';
+import { createAdapter, NewAdapterError, nextSteps } from './new-adapter';
 
 export const USAGE = `Usage: snakepit <command> [options]
 
@@ -102,27 +102,6 @@ function newAdapter(args: string[], output: Output): number {
   const created = createAdapter(positionals[0], values.dir);
   output.out(nextSteps(created, resolve(values.dir)));
   return 0;
-}
-
-function nextSteps(created: NewAdapter, dir: string): string {
-  const shown = (path: string) => {
-    const fromHere = relative(process.cwd(), path);
-    return fromHere.startsWith('..') || isAbsolute(fromHere) ? path : fromHere || '.';
-  };
-  const elsewhere = dir !== process.cwd();
-  // Workers import adapters from the app's working directory; anywhere else needs PYTHONPATH.
-  const pythonPath = elsewhere ? `PYTHONPATH=${shown(dir)} ` : '';
-  const poolEnv = elsewhere ? `, env: { PYTHONPATH: '${dir}' }` : '';
-  return [
-    `Created the adapter package ${created.name}:`,
-    ...created.files.map((file) => `  ${shown(file)}`),
-    '',
-    `Run its tests:    ${pythonPath}${defaultPython()} -m pytest ${shown(resolve(dir, created.name))}`,
-    `Check it loads:   ${pythonPath}npx snakepit doctor --adapter ${created.adapterSpec}`,
-    'Use it in a pool:',
-    `  SnakepitModule.forRoot({ pools: [{ name: 'default', size: 2, adapter: '${created.adapterSpec}'${poolEnv} }] })`,
-    '',
-  ].join('\n');
 }
 
 /** parseArgs' TypeError for a bad command line (checked by code: under Jest it comes from another realm's TypeError). */

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { adapterModule, adapterTests, packageInit, type AdapterNames } from './adapter-templates';
+import { bridgeInstallCommand, libraryVersion, VENV_PYTHON } from './doctor';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Python's hard keywords (keyword.kwlist): valid-looking identifiers that cannot name a module.
@@ -64,4 +65,35 @@ export function createAdapter(name: string, dir: string): NewAdapter {
     writeFileSync(file, content, { flag: 'wx' }); // wx: never clobber a file created since the check
   }
   return { ...names, files: [...contents.keys()], adapterSpec: `${name}.adapter:${names.className}` };
+}
+
+/**
+ * What to do next, printed by `snakepit new-adapter`: the commands and the pool configuration all name the
+ * virtualenv interpreter in `cwd` (the app's directory, where workers start), and how to create it when it is
+ * missing, so the workers run where snakepit-bridge and the tests' pytest are installed.
+ */
+export function nextSteps(created: NewAdapter, dir: string, cwd: string = process.cwd()): string {
+  const shown = (path: string) => {
+    const fromHere = relative(cwd, path);
+    return fromHere.startsWith('..') || isAbsolute(fromHere) ? path : fromHere || '.';
+  };
+  const elsewhere = resolve(dir) !== resolve(cwd);
+  // Workers import adapters from the app's working directory; anywhere else needs PYTHONPATH.
+  const pythonPath = elsewhere ? `PYTHONPATH=${shown(dir)} ` : '';
+  const poolEnv = elsewhere ? `, env: { PYTHONPATH: '${resolve(dir)}' }` : '';
+  const venv = existsSync(resolve(cwd, VENV_PYTHON))
+    ? []
+    : ["Create the workers' virtualenv:  python3 -m venv .venv", `Install snakepit-bridge into it:  ${bridgeInstallCommand(VENV_PYTHON, libraryVersion())}`];
+  return [
+    `Created the adapter package ${created.name}:`,
+    ...created.files.map((file) => `  ${shown(file)}`),
+    '',
+    ...venv,
+    `Its tests need pytest:  ${VENV_PYTHON} -m pip install pytest`,
+    `Run its tests:    ${pythonPath}${VENV_PYTHON} -m pytest ${shown(resolve(dir, created.name))}`,
+    `Check it loads:   ${pythonPath}npx snakepit doctor --python ${VENV_PYTHON} --adapter ${created.adapterSpec}`,
+    'Use it in a pool (python: the interpreter that has snakepit-bridge):',
+    `  SnakepitModule.forRoot({ pools: [{ name: 'default', size: 2, adapter: '${created.adapterSpec}', python: '${VENV_PYTHON}'${poolEnv} }] })`,
+    '',
+  ].join('\n');
 }
