@@ -167,8 +167,14 @@ async function main(workDir) {
     // Nest re-raises the signal after its shutdown hooks, so the process ends by SIGTERM.
     if (!(exit.code === 0 || exit.signal === 'SIGTERM')) fail(`the app exited with ${exit.code ?? exit.signal}:\n${output.slice(-20).join('\n')}`);
     if (!output.includes('consumer app stopped (SIGTERM)')) fail(`the app did not stop through its shutdown hooks:\n${output.slice(-20).join('\n')}`);
-    const left = processesIn(appDir);
-    if (left.length > 0) fail(`processes left after the app exited: ${left.map((proc) => `${proc.pid} ${proc.cmdline}`).join('; ')}`);
+    const describe = (procs) => procs.map((proc) => `${proc.pid} ${proc.cmdline}`).join('; ');
+    // The workers are stopped before the host exits ...
+    const python = processesIn(appDir).filter((proc) => proc.cmdline.includes('.venv'));
+    if (python.length > 0) fail(`Python processes left after the app exited: ${describe(python)}`);
+    // ... and the watchdog follows within moments, once it sees the host's end.
+    await waitFor('the watchdog to exit', 5_000, () => (processesIn(appDir).length === 0 ? true : undefined)).catch(() =>
+      fail(`processes left 5 s after the app exited: ${describe(processesIn(appDir))}`),
+    );
     log(`SIGTERM: clean exit, ${POOL_SIZE} workers stopped, nothing left running`);
   } finally {
     if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
