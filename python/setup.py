@@ -9,7 +9,9 @@ keeps ``proto/`` the one source of truth: nothing can go stale.
 * ``build_py`` writes the stubs into the build tree (into the source tree for an
   editable install, which imports from there).
 * ``sdist`` adds the proto file to the archive, because it lives outside this
-  directory in the repository and a wheel built from the sdist needs it.
+  directory in the repository and a wheel built from the sdist needs it; and the
+  repository's LICENSE, which a wheel built from the sdist then carries too
+  (setuptools picks up a LICENSE next to pyproject.toml by default).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class BuildPyWithStubs(build_py):
 
 
 class SdistWithProto(sdist):
-    """sdist, with the proto file at the place tools/generate_stubs.py looks first."""
+    """sdist, with the proto file where tools/generate_stubs.py looks first, and the LICENSE."""
 
     def make_release_tree(self, base_dir: str, files: list[str]) -> None:
         super().make_release_tree(base_dir, files)
@@ -62,6 +64,9 @@ class SdistWithProto(sdist):
         target = Path(base_dir) / "proto" / generator.PROTO_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+        license_file = HERE.parent / "LICENSE"  # an sdist's own LICENSE is already in the tree
+        if license_file.is_file() and not (HERE / "LICENSE").exists():
+            shutil.copyfile(license_file, Path(base_dir) / "LICENSE")
 
 
 setup(cmdclass={"build_py": BuildPyWithStubs, "sdist": SdistWithProto})

@@ -45,11 +45,11 @@ def run(*command: str | Path, cwd: Path) -> str:
 
 
 def clean_checkout(dest: Path) -> Path:
-    """What a fresh clone would hold of python/ and proto/, copied to ``dest``; returns its python/."""
+    """What a fresh clone would hold of python/, proto/ and the LICENSE, copied to ``dest``; returns its python/."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs a git checkout of the repository")
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "python", "proto"],
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "python", "proto", "LICENSE"],
         cwd=REPO, capture_output=True, check=True, timeout=30,
     ).stdout.decode().split("\0")
     for name in filter(None, listed):
@@ -140,12 +140,13 @@ def test_sdist_and_the_wheel_built_from_it(tmp_path: Path) -> None:
 
     with tarfile.open(sdist) as archive:
         sdist_files = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"setup.py", "tools/generate_stubs.py", "proto/snakepit/bridge/v1/bridge.proto"} <= sdist_files
+    assert {"setup.py", "tools/generate_stubs.py", "proto/snakepit/bridge/v1/bridge.proto", "LICENSE"} <= sdist_files
     assert not any(name.startswith(("snakepit_bridge/_proto", "tests/")) for name in sdist_files)
 
     with zipfile.ZipFile(wheel) as archive:
         wheel_files = set(archive.namelist())
     assert {f"snakepit_bridge/_proto/{name}" for name in STUBS} | {"snakepit_bridge/py.typed"} <= wheel_files
+    assert f"snakepit_bridge-{__version__}.dist-info/licenses/LICENSE" in wheel_files
     top_level = {name.split("/", 1)[0] for name in wheel_files}
     assert top_level == {"snakepit_bridge", f"snakepit_bridge-{__version__}.dist-info"}  # no tools/, no tests/
     with zipfile.ZipFile(wheel) as archive:
