@@ -13,7 +13,8 @@ except ModuleNotFoundError as exc:
     if exc.name is None or not exc.name.startswith(f"{__package__}._proto"):
         raise
     raise ImportError(
-        "snakepit_bridge: the gRPC stubs are not generated; run `python python/tools/generate_stubs.py`"
+        "snakepit_bridge: this source tree was never built, so its gRPC stubs are missing: "
+        "install it (`pip install ./python`) or run `python python/tools/generate_stubs.py`"
     ) from exc
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["WorkerBridge"].full_name
