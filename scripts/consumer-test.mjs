@@ -6,8 +6,9 @@
 //   2. npm install the @snakepit/nestjs tarball, the rest from the registry;
 //   3. python3 -m venv .venv and pip install the snakepit-bridge wheel;
 //   4. type-check (nodenext, and node10 resolution for older tsconfigs) and build with tsc;
-//   5. start it on loopback: one tool call, one bad call, GET /health;
-//   6. SIGTERM: the app stops through Nest's shutdown hooks and leaves no process behind.
+//   5. import the entry points from ESM; run `snakepit doctor` on the app's adapter;
+//   6. start it on loopback: one tool call, one bad call, GET /health;
+//   7. SIGTERM: the app stops through Nest's shutdown hooks and leaves no process behind.
 // Nothing but the artifacts and the template comes from the repository; every step
 // is bounded in time; the temporary folder is removed (kept with --keep).
 import { spawn, spawnSync } from 'node:child_process';
@@ -125,6 +126,19 @@ async function main(workDir) {
   run(tsc, ['-p', 'tsconfig.json', '--noEmit', '--module', 'commonjs', '--moduleResolution', 'node10', '--resolvePackageJsonExports', 'false'], appDir, 120_000);
   run(tsc, ['-p', 'tsconfig.json'], appDir, 120_000);
   log('tsc: types checked (nodenext and node10, skipLibCheck off), app built');
+
+  // CommonJS package, ESM apps: named imports through Node's interop; the metrics entry, whose
+  // optional peers this app lacks, refuses with their install command.
+  const esm = run(process.execPath, ['--input-type=module', '-e', `
+    import { SnakepitModule } from '@snakepit/nestjs';
+    import { SnakepitHealthModule } from '@snakepit/nestjs/health';
+    import { CLUSTER_DEFAULTS } from '@snakepit/nestjs/cluster';
+    const metrics = await import('@snakepit/nestjs/metrics').then(() => 'loaded', (error) => error.message);
+    console.log(JSON.stringify([typeof SnakepitModule, typeof SnakepitHealthModule, typeof CLUSTER_DEFAULTS, metrics]));`], appDir, 30_000);
+  const [rootType, healthType, clusterType, metricsError] = JSON.parse(esm);
+  expectEqual('ESM imports', [rootType, healthType, clusterType], ['function', 'function', 'object']);
+  if (!metricsError.includes('npm install @willsoto/nestjs-prometheus prom-client')) fail(`@snakepit/nestjs/metrics without its peers: ${metricsError}`);
+  log('ESM imports work; @snakepit/nestjs/metrics names its missing peers');
 
   // As the app's pool sees it: its adapter on PYTHONPATH, the interpreter .venv/bin/python (doctor's default).
   const snakepit = join(appDir, 'node_modules', '.bin', 'snakepit');
