@@ -291,7 +291,8 @@ def load_adapter(spec: str) -> type[Adapter]:
     for part in class_name.split("."):
         if not hasattr(target, part):
             available = sorted(
-                name for name, value in vars(module).items()
+                name
+                for name, value in vars(module).items()
                 if isinstance(value, type) and issubclass(value, Adapter) and value is not Adapter
             )
             hint = f"; adapters in it: {', '.join(available)}" if available else ""
@@ -299,7 +300,6 @@ def load_adapter(spec: str) -> type[Adapter]:
         target = getattr(target, part)
     if not (isinstance(target, type) and issubclass(target, Adapter)):
         raise AdapterLoadError(
-            f"{spec} is not an Adapter subclass (got {type(target).__name__}); "
-            "derive it from snakepit_bridge.Adapter"
+            f"{spec} is not an Adapter subclass (got {type(target).__name__}); derive it from snakepit_bridge.Adapter"
         )
     return target

@@ -150,8 +150,21 @@ class CallContext:
     """
 
     __slots__ = (
-        "request_id", "tool", "worker_id", "session_id", "timeout_ms", "deadline", "cancelled",
-        "_snapshot", "_session", "_metadata_source", "_metadata", "_logger", "_host", "_host_factory", "_host_depth",
+        "request_id",
+        "tool",
+        "worker_id",
+        "session_id",
+        "timeout_ms",
+        "deadline",
+        "cancelled",
+        "_snapshot",
+        "_session",
+        "_metadata_source",
+        "_metadata",
+        "_logger",
+        "_host",
+        "_host_factory",
+        "_host_depth",
     )
 
     def __init__(
@@ -254,7 +267,9 @@ class CallContext:
         """
         return wait_sync(self._host_link(name), name, args, self._host_timeout(timeout))
 
-    async def call_host_async(self, name: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+    async def call_host_async(
+        self, name: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
         """The awaitable form of :meth:`call_host`, for ``async def`` tools."""
         return await wait_async(self._host_link(name), name, args, self._host_timeout(timeout))
 
@@ -262,7 +277,9 @@ class CallContext:
         if self.host is None:
             raise HostToolError("WORKER_UNAVAILABLE", f"no host connection to call {name!r} on")
         if name not in self.host.tools:
-            raise HostToolError("TOOL_NOT_FOUND", f"the host has no tool {name!r}", {"available": sorted(self.host.tools)})
+            raise HostToolError(
+                "TOOL_NOT_FOUND", f"the host has no tool {name!r}", {"available": sorted(self.host.tools)}
+            )
         return self.host
 
     def _host_timeout(self, timeout: float | None) -> float | None:

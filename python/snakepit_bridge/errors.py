@@ -141,7 +141,9 @@ def _details_json(details: Mapping[str, Any]) -> bytes:
     try:
         text = json.dumps(details, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
     except Exception as exc:  # default=str runs the objects' own __str__, which may raise anything
-        text = json.dumps({"unencodable_details": _safe_repr(details), "reason": f"{qualified_type_name(exc)}: {_message(exc)}"})
+        text = json.dumps(
+            {"unencodable_details": _safe_repr(details), "reason": f"{qualified_type_name(exc)}: {_message(exc)}"}
+        )
     # A lone surrogate can only sit inside a JSON string, where \udcxx is its valid escape.
     return text.encode("utf-8", "backslashreplace")
 

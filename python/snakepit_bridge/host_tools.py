@@ -80,7 +80,9 @@ class HostLink:
         self._lock = threading.Lock()
         self.tools = tools
 
-    def start(self, name: str, args: Mapping[str, Any] | None, timeout: float | None) -> tuple[int, concurrent.futures.Future[Any]]:
+    def start(
+        self, name: str, args: Mapping[str, Any] | None, timeout: float | None
+    ) -> tuple[int, concurrent.futures.Future[Any]]:
         """Send a HostCall; the future resolves with the decoded result or a HostToolError."""
         call_id = self._next_id()
         request = pb.HostCall(
@@ -118,7 +120,9 @@ class HostLink:
             future.set_exception(error_type(reply.error.code, reply.error.message, details))
         else:
             value = reply.value
-            future.set_result(value.binary if value.WhichOneof("body") == "binary" else decode_json(value.json, "host tool result"))
+            future.set_result(
+                value.binary if value.WhichOneof("body") == "binary" else decode_json(value.json, "host tool result")
+            )
 
     def fail_all(self, reason: str) -> None:
         """The parent call ended or was cancelled: nobody will read these answers."""

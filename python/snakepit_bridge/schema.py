@@ -164,12 +164,14 @@ def validate_arguments(tool: str, args: dict[str, Any], params: Mapping[str, Par
 
 def _check(value: Any, expected: JsonType, path: tuple[str | int, ...], errors: list[dict[str, str]]) -> None:
     if not expected.accepts(value):
-        errors.append({
-            "path": format_path(path),
-            "problem": "wrong_type",
-            "expected": expected.expected(),
-            "got": json_type_name(value),
-        })
+        errors.append(
+            {
+                "path": format_path(path),
+                "problem": "wrong_type",
+                "expected": expected.expected(),
+                "got": json_type_name(value),
+            }
+        )
     elif expected.items is not None and expected.items.name != "any" and value is not None:
         for index, item in enumerate(value):
             if len(errors) >= MAX_REPORTED_ERRORS:

@@ -259,13 +259,10 @@ def _plain_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
 def _check_int(value: int) -> int:
     if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
-    raise _Reject(
-        f"integer {value} is outside ±(2**53-1), so JavaScript would round it; return it as a str"
-    )
+    raise _Reject(f"integer {value} is outside ±(2**53-1), so JavaScript would round it; return it as a str")
 
 
 def _check_float(value: float) -> float:
     if math.isfinite(value):
         return value
     raise _Reject(f"{value!r} is not valid JSON; return None or a string instead")
-

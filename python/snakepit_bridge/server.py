@@ -190,8 +190,9 @@ class _Call:
 
     __slots__ = ("id", "tool", "function", "args", "ctx", "window", "future", "task", "seq", "cancel_reason")
 
-    def __init__(self, request_id: int, tool: ToolDefinition, function: Callable[..., Any],
-                 args: pb.Payload, ctx: CallContext) -> None:
+    def __init__(
+        self, request_id: int, tool: ToolDefinition, function: Callable[..., Any], args: pb.Payload, ctx: CallContext
+    ) -> None:
         self.id = request_id
         self.tool = tool
         self.function = function
@@ -558,8 +559,12 @@ def _describe(request_id: int, tool: str, exc: BaseException) -> pb.ErrorInfo:
     except BaseException as problem:  # user code ran (__str__, details): anything can come out
         log.error(
             "%s failed with %s, and describing that failure failed too (%s); answering %s",
-            tool, qualified_type_name(exc), qualified_type_name(problem), INTERNAL,
-            exc_info=exc, extra={"request_id": request_id},
+            tool,
+            qualified_type_name(exc),
+            qualified_type_name(problem),
+            INTERNAL,
+            exc_info=exc,
+            extra={"request_id": request_id},
         )
         return pb.ErrorInfo(
             code=INTERNAL,
@@ -585,8 +590,16 @@ def split_frames(messages: list[pb.WorkerMessage], shares: list[int], limit: int
 class WorkerBridge(pb_grpc.WorkerBridgeServicer):
     """Serves one adapter instance to the host."""
 
-    def __init__(self, adapter: Adapter, adapter_spec: str, tools: Mapping[str, ToolDefinition],
-                 worker_id: str, capacity: int, *, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        adapter: Adapter,
+        adapter_spec: str,
+        tools: Mapping[str, ToolDefinition],
+        worker_id: str,
+        capacity: int,
+        *,
+        max_message_bytes: int,
+    ) -> None:
         self.worker_id = worker_id
         # The largest gRPC message the server sends (its max_send_message_length).
         self.max_message_bytes = max_message_bytes

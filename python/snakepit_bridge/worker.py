@@ -177,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         ready.fail(exc)
         return EXIT_STARTUP_FAILED
     bridge = WorkerBridge(
-        adapter, options.adapter, tools, options.worker_id, options.capacity,
+        adapter,
+        options.adapter,
+        tools,
+        options.worker_id,
+        options.capacity,
         max_message_bytes=options.max_message_bytes,
     )
     try:
@@ -320,7 +324,7 @@ class ReadyChannel:
         data = line.encode("utf-8")
         try:
             while data:
-                data = data[os.write(self._fd, data):]
+                data = data[os.write(self._fd, data) :]
             if self._fd > 2:  # by hand, --ready-fd 2 reports on stderr, which must stay open
                 os.close(self._fd)
         except OSError as exc:

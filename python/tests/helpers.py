@@ -37,9 +37,15 @@ def auth(token: str = TOKEN) -> tuple[tuple[str, str], ...]:
 class WorkerProcess:
     """``python -m snakepit_bridge.worker`` on a short unix socket path, ready fd on a pipe."""
 
-    def __init__(self, *args: str, adapter: str = SHOWCASE, address: str | None = None,
-                 env: Mapping[str, str] | None = None, token: str | None = TOKEN,
-                 extra_path: str | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        adapter: str = SHOWCASE,
+        address: str | None = None,
+        env: Mapping[str, str] | None = None,
+        token: str | None = TOKEN,
+        extra_path: str | None = None,
+    ) -> None:
         # pytest's tmp_path can exceed the 107-byte unix socket limit.
         self.dir = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
         self.socket = self.dir / "w.sock"

@@ -25,14 +25,29 @@ class Sample(Adapter):
         """
 
     @tool(name="renamed", description="explicit", idempotent=True)
-    def original(self, items: list[int], table: dict[str, Any], maybe: Optional[int] = None,
-                 union: int | None = 3, anything: Any = None, untyped=1) -> None:
+    def original(
+        self,
+        items: list[int],
+        table: dict[str, Any],
+        maybe: Optional[int] = None,
+        union: int | None = 3,
+        anything: Any = None,
+        untyped=1,
+    ) -> None:
         pass
 
     @tool
-    def shapes(self, pairs: list[list[str]], fixed: tuple[int, ...], bare: list, point: Point,
-               choice: Literal["a", "b"], mixed: int | str, described: Annotated[int, "how many"] = 2,
-               nothing: None = None) -> None:
+    def shapes(
+        self,
+        pairs: list[list[str]],
+        fixed: tuple[int, ...],
+        bare: list,
+        point: Point,
+        choice: Literal["a", "b"],
+        mixed: int | str,
+        described: Annotated[int, "how many"] = 2,
+        nothing: None = None,
+    ) -> None:
         pass
 
     @tool
@@ -74,7 +89,15 @@ def types_of(tools: dict, name: str) -> dict[str, JsonType]:
 
 def test_discovery_and_names(tools: dict) -> None:
     assert set(tools) == {
-        "plain", "renamed", "shapes", "injected", "stream", "coroutine", "async_stream", "iterable", "extra"
+        "plain",
+        "renamed",
+        "shapes",
+        "injected",
+        "stream",
+        "coroutine",
+        "async_stream",
+        "iterable",
+        "extra",
     }
     renamed = tools["renamed"]
     assert renamed.attribute == "original"
@@ -86,8 +109,11 @@ def test_discovery_and_names(tools: dict) -> None:
 
 def test_scalar_types(tools: dict) -> None:
     assert types_of(tools, "plain") == {
-        "a": JsonType("integer"), "b": JsonType("number"), "c": JsonType("string"),
-        "d": JsonType("boolean"), "e": JsonType("binary"),
+        "a": JsonType("integer"),
+        "b": JsonType("number"),
+        "c": JsonType("string"),
+        "d": JsonType("boolean"),
+        "e": JsonType("binary"),
     }
     assert tools["plain"].binary_param == "e"
 
@@ -125,6 +151,7 @@ def test_other_shapes(tools: dict) -> None:
 
 def test_context_is_injected_not_a_parameter(tools: dict) -> None:
     with pytest.raises(TypeError, match="both 'context' and 'ctx'"):
+
         class Twice(Adapter):
             @tool
             def t(self, context: CallContext, ctx: Any) -> None:
@@ -172,10 +199,13 @@ def test_kinds(tools: dict) -> None:
 
 def test_decorator_rejects_contradictions() -> None:
     with pytest.raises(TypeError, match="always a streaming tool"):
+
         @tool(streaming=False)
         def gen(self: Any) -> Iterator[int]:
             yield 1
+
     with pytest.raises(TypeError, match="async generator"):
+
         @tool(streaming=True)
         async def coro(self: Any) -> None:
             pass
@@ -203,10 +233,16 @@ def test_invalid_and_duplicate_names() -> None:
     with pytest.raises(TypeError, match="invalid tool name"):
         discover_tools(type("Bad", (Adapter,), {"t": tool(name="has space")(lambda self: None)}))
     with pytest.raises(TypeError, match="is used by both"):
-        discover_tools(type("Dup", (Adapter,), {
-            "a": tool(name="same")(lambda self: None),
-            "b": tool(name="same")(lambda self: None),
-        }))
+        discover_tools(
+            type(
+                "Dup",
+                (Adapter,),
+                {
+                    "a": tool(name="same")(lambda self: None),
+                    "b": tool(name="same")(lambda self: None),
+                },
+            )
+        )
 
 
 def test_static_methods_are_rejected() -> None:
@@ -234,6 +270,7 @@ def test_inherited_tools_and_overrides() -> None:
 def test_bind_injects_context_and_routes_binary(tools: dict) -> None:
     ctx = CallContext(request_id=1, tool="injected", worker_id="w")
     assert tools["injected"].bind({"x": 1}, ctx) == {"x": 1, "context": ctx}
+
     class Bin(Adapter):
         @tool
         def t(self, data: bytes, scale: int = 1) -> None:

@@ -46,7 +46,9 @@ async def test_async_exception(client: BridgeClient) -> None:
 
 
 async def test_inline_tools_that_ask_for_it_get_their_own_context(client: BridgeClient) -> None:
-    requests = [call_request("whoami_inline", session_id=f"s{i}", session={"n": i}, timeout_ms=1000 + i) for i in range(3)]
+    requests = [
+        call_request("whoami_inline", session_id=f"s{i}", session={"n": i}, timeout_ms=1000 + i) for i in range(3)
+    ]
     ids = client.send(*requests)
     replies = [value_of((await client.next_message(request_id)).result.value) for request_id in ids]
     assert replies == [

@@ -35,14 +35,17 @@ def test_output_is_package_relative(generator: ModuleType) -> None:
     assert (generator.OUT_DIR / "bridge_pb2.pyi").is_file()
 
 
-def test_missing_proto_fails_clearly(generator: ModuleType, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_proto_fails_clearly(
+    generator: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(generator, "PROTO_ROOTS", (tmp_path / "sdist", tmp_path / "repo"))
     monkeypatch.setattr(generator, "OUT_DIR", tmp_path / "out")
     assert generator.main() == 1
     err = capsys.readouterr().err
     assert "proto file not found" in err
-    assert str(tmp_path / "sdist" / generator.PROTO_FILE) in err and str(tmp_path / "repo" / generator.PROTO_FILE) in err
+    assert (
+        str(tmp_path / "sdist" / generator.PROTO_FILE) in err and str(tmp_path / "repo" / generator.PROTO_FILE) in err
+    )
     assert not (tmp_path / "out").exists()
 
 

@@ -45,8 +45,15 @@ class CancelledWhileChecked(Cancellation):
 
 def link_with(cancelled: Cancellation, sent: list[pb.WorkerMessage]) -> HostLink:
     ids = itertools.count(1)
-    return HostLink(sent.append, lambda: next(ids), parent_id=9, depth=0, session_id="", cancelled=cancelled,
-                    tools={"lookup": pb.ToolSpec(name="lookup")})
+    return HostLink(
+        sent.append,
+        lambda: next(ids),
+        parent_id=9,
+        depth=0,
+        session_id="",
+        cancelled=cancelled,
+        tools={"lookup": pb.ToolSpec(name="lookup")},
+    )
 
 
 def test_a_cancel_during_start_is_never_missed() -> None:
@@ -76,8 +83,7 @@ def test_a_refused_send_leaves_nothing_pending() -> None:
         raise RuntimeError("too large")
 
     ids = itertools.count(1)
-    link = HostLink(refuse, lambda: next(ids), parent_id=9, depth=0, session_id="", cancelled=Cancellation(),
-                    tools={})
+    link = HostLink(refuse, lambda: next(ids), parent_id=9, depth=0, session_id="", cancelled=Cancellation(), tools={})
     with pytest.raises(RuntimeError):
         link.start("lookup", None, timeout=None)
     link.fail_all("end")  # would fail a leftover future; there must be none

@@ -38,8 +38,15 @@ COMMAND_TIMEOUT = 120
 def run(*command: str | Path, cwd: Path) -> str:
     # Without PYTHONPATH, and in a directory holding no package, so only what was installed can be imported.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run([str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT, check=False)
+    done = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
     assert done.returncode == 0, f"{command} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -48,10 +55,17 @@ def clean_checkout(dest: Path) -> Path:
     """What a fresh clone would hold of python/, proto/ and the LICENSE, copied to ``dest``; returns its python/."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs a git checkout of the repository")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "python", "proto", "LICENSE"],
-        cwd=REPO, capture_output=True, check=True, timeout=30,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "python", "proto", "LICENSE"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():  # a tracked file deleted in the work tree is listed too
@@ -75,13 +89,25 @@ def fresh_venv(path: Path) -> Path:
 
 def pip_install(python: Path, *args: str | Path) -> None:
     # This venv's pip, installing into the other interpreter's environment.
-    run(sys.executable, "-m", "pip", "--python", python, "--disable-pip-version-check", "-q", "install", "--no-deps",
-        *args, cwd=python.parent)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "--disable-pip-version-check",
+        "-q",
+        "install",
+        "--no-deps",
+        *args,
+        cwd=python.parent,
+    )
 
 
 def assert_installed_and_serving(python: Path, venv: Path, workdir: Path) -> None:
-    found = run(python, "-c", "import snakepit_bridge, snakepit_bridge.wire; print(snakepit_bridge.__file__)",
-                cwd=workdir)
+    found = run(
+        python, "-c", "import snakepit_bridge, snakepit_bridge.wire; print(snakepit_bridge.__file__)", cwd=workdir
+    )
     assert Path(found.strip()).is_relative_to(venv), f"imported from {found.strip()}, not the fresh install"
     assert "--adapter" in run(python, "-m", "snakepit_bridge.worker", "--help", cwd=workdir)
     assert_worker_serves(python, workdir)
@@ -94,10 +120,23 @@ def assert_worker_serves(python: Path, workdir: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["SNAKEPIT_AUTH_TOKEN"] = TOKEN
     worker = subprocess.Popen(
-        [python, "-m", "snakepit_bridge.worker", "--adapter", "snakepit_bridge.examples.counter:CounterAdapter",
-         "--address", address, "--ready-fd", str(write_fd)],
-        pass_fds=(write_fd,), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        cwd=workdir, env=env,
+        [
+            python,
+            "-m",
+            "snakepit_bridge.worker",
+            "--adapter",
+            "snakepit_bridge.examples.counter:CounterAdapter",
+            "--address",
+            address,
+            "--ready-fd",
+            str(write_fd),
+        ],
+        pass_fds=(write_fd,),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=env,
     )
     os.close(write_fd)
     try:

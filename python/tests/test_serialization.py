@@ -108,7 +108,9 @@ def test_cycles_are_rejected_not_recursed() -> None:
 def test_numpy_when_available() -> None:
     numpy = pytest.importorskip("numpy")
     assert json.loads(encode_json({"a": numpy.arange(3), "s": numpy.float32(0.5), "b": numpy.bool_(True)})) == {
-        "a": [0, 1, 2], "s": 0.5, "b": True,
+        "a": [0, 1, 2],
+        "s": 0.5,
+        "b": True,
     }
     assert rejected({"a": numpy.array([1.0, numpy.nan])})["path"] == "$.a[1]"
 

@@ -257,4 +257,3 @@ async def test_unauthenticated(channel: grpc.aio.Channel, metadata: tuple) -> No
             async for _ in connect:
                 pass
     assert stream.value.code() == grpc.StatusCode.UNAUTHENTICATED
-

@@ -67,7 +67,9 @@ async def closes(client: BridgeClient) -> dict[str, int]:
 
 
 @TOOLS
-async def test_a_generator_blocks_without_credit_and_resumes_with_it(client: BridgeClient, tool: str, flavour: str) -> None:
+async def test_a_generator_blocks_without_credit_and_resumes_with_it(
+    client: BridgeClient, tool: str, flavour: str
+) -> None:
     (request_id,) = client.send(call_request(tool, {"n": 1000, "size": 10}, stream=True))
     assert await chunk_seqs(client, request_id, STREAM_WINDOW) == list(range(STREAM_WINDOW))
     await assert_blocked(client, request_id)
@@ -93,7 +95,9 @@ async def test_credit_is_for_chunks_taken_not_a_budget_in_advance(client: Bridge
 
 
 @TOOLS
-async def test_a_cancel_while_blocked_ends_the_stream_with_cancelled(client: BridgeClient, tool: str, flavour: str) -> None:
+async def test_a_cancel_while_blocked_ends_the_stream_with_cancelled(
+    client: BridgeClient, tool: str, flavour: str
+) -> None:
     before = (await closes(client))[flavour]
     (request_id,) = client.send(call_request(tool, {"n": 1000, "size": 10}, stream=True))
     await chunk_seqs(client, request_id, STREAM_WINDOW)
@@ -128,4 +132,3 @@ async def test_credit_for_unknown_or_finished_calls_is_ignored(client: BridgeCli
     reply = await client.call(call_request("blob", {"n": 4}))
     assert reply.result.value == pb.Payload(binary=b"xxxx")
     assert client.stream_error is None
-

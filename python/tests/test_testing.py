@@ -36,8 +36,13 @@ class Tools(Adapter):
 
     @tool
     def context(self, ctx: CallContext) -> dict[str, Any]:
-        return {"metadata": ctx.metadata, "session_id": ctx.session_id, "budget": ctx.remaining() is not None,
-                "worker_id": ctx.worker_id, "tool": ctx.tool}
+        return {
+            "metadata": ctx.metadata,
+            "session_id": ctx.session_id,
+            "budget": ctx.remaining() is not None,
+            "worker_id": ctx.worker_id,
+            "tool": ctx.tool,
+        }
 
     @tool
     def remember(self, key: str, value: Any, ctx: CallContext, forget: str = "") -> int:
@@ -94,8 +99,13 @@ class Tools(Adapter):
         try:
             ctx.call_host("lookup_user", {"id": 1})
         except HostToolError as error:
-            return {"type": type(error).__name__, "code": error.code, "message": error.message,
-                    "host_type": error.host_type, "status": error.status}
+            return {
+                "type": type(error).__name__,
+                "code": error.code,
+                "message": error.message,
+                "host_type": error.host_type,
+                "status": error.status,
+            }
         return {}
 
     @tool(inline=True)
@@ -152,7 +162,8 @@ def test_serving_runs_setup_before_and_teardown_after() -> None:
 def test_tools_are_described_as_the_worker_discovers_them(harness: ToolHarness) -> None:
     scale = harness.tools["scale"]
     assert {name: (spec.type.name, spec.required) for name, spec in scale.params.items()} == {
-        "values": ("array", True), "factor": ("number", False),
+        "values": ("array", True),
+        "factor": ("number", False),
     }
     assert harness.tools["count"].streaming and not scale.streaming
     assert "ctx" not in harness.tools["context"].params
@@ -214,8 +225,13 @@ def test_binary_arguments_and_results(harness: ToolHarness) -> None:
 
 def test_context_carries_metadata_session_id_and_budget(harness: ToolHarness) -> None:
     outside = harness.call("context", metadata={"traceparent": "00-abc"})
-    assert outside.value == {"metadata": {"traceparent": "00-abc"}, "session_id": "", "budget": False,
-                             "worker_id": "test-worker", "tool": "context"}
+    assert outside.value == {
+        "metadata": {"traceparent": "00-abc"},
+        "session_id": "",
+        "budget": False,
+        "worker_id": "test-worker",
+        "tool": "context",
+    }
     inside = harness.call("context", session={}, session_id="s-9", timeout_ms=5000)
     assert inside.value["session_id"] == "s-9" and inside.value["budget"] is True
 
@@ -304,12 +320,19 @@ def test_host_tool_failures_reach_the_tool_typed(harness: ToolHarness) -> None:
         raise KeyError("id")
 
     assert harness.call("lookup_failure", host_tools={"lookup_user": typed}).value == {
-        "type": "HostToolError", "code": "NOT_FOUND", "message": "no user 1",
-        "host_type": "NotFoundException", "status": 404,
+        "type": "HostToolError",
+        "code": "NOT_FOUND",
+        "message": "no user 1",
+        "host_type": "NotFoundException",
+        "status": 404,
     }
     assert harness.call("lookup_failure", host_tools={"lookup_user": timed_out}).value["type"] == "HostToolTimeout"
     assert harness.call("lookup_failure", host_tools={"lookup_user": throwing}).value == {
-        "type": "HostToolError", "code": "HOST_EXCEPTION", "message": "'id'", "host_type": "KeyError", "status": None,
+        "type": "HostToolError",
+        "code": "HOST_EXCEPTION",
+        "message": "'id'",
+        "host_type": "KeyError",
+        "status": None,
     }
     missing = harness.call("lookup_failure")
     assert (missing.value["code"], missing.value["message"]) == ("TOOL_NOT_FOUND", "the host has no tool 'lookup_user'")
@@ -364,16 +387,21 @@ def worker_outcome(reply: pb.WorkerMessage) -> tuple[Any, ...]:
     kind = reply.WhichOneof("kind")
     if kind == "result":
         delta = reply.result.session
-        return ("result", value_of(reply.result.value), {key: json.loads(data) for key, data in delta.set.items()},
-                list(delta.deleted))
+        return (
+            "result",
+            value_of(reply.result.value),
+            {key: json.loads(data) for key, data in delta.set.items()},
+            list(delta.deleted),
+        )
     error = reply.error.error
     if error.code == "PYTHON_EXCEPTION":
         return ("exception", error.python.type, error.python.message)
     return ("error", error.code, error.message, json.loads(error.details_json) if error.details_json else {})
 
 
-async def harness_outcome(harness: ToolHarness, tool_name: str, args: dict[str, Any],
-                          session: dict[str, Any] | None) -> tuple[Any, ...]:
+async def harness_outcome(
+    harness: ToolHarness, tool_name: str, args: dict[str, Any], session: dict[str, Any] | None
+) -> tuple[Any, ...]:
     try:
         result = await harness.call_async(tool_name, args, session=session, session_id="s1")
     except ToolError as error:
@@ -385,10 +413,12 @@ async def harness_outcome(harness: ToolHarness, tool_name: str, args: dict[str, 
 
 
 @pytest.mark.parametrize(("tool_name", "args", "session"), PARITY)
-async def test_answers_match_a_real_worker(client: BridgeClient, tool_name: str, args: dict[str, Any],
-                                           session: dict[str, Any] | None) -> None:
-    reply = await client.call(call_request(tool_name, args, session_id="s1" if session is not None else "",
-                                           session=session))
+async def test_answers_match_a_real_worker(
+    client: BridgeClient, tool_name: str, args: dict[str, Any], session: dict[str, Any] | None
+) -> None:
+    reply = await client.call(
+        call_request(tool_name, args, session_id="s1" if session is not None else "", session=session)
+    )
     adapter = ShowcaseAdapter()
     adapter.setup()
     assert await harness_outcome(ToolHarness(adapter), tool_name, args, session) == worker_outcome(reply)

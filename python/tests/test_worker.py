@@ -61,7 +61,8 @@ def test_missing_attribute_and_wrong_type(spawn: Spawn) -> None:
 
 
 def test_setup_failure_is_reported(spawn: Spawn, tmp_path: Path) -> None:
-    (tmp_path / "failing_setup.py").write_text(textwrap.dedent("""
+    (tmp_path / "failing_setup.py").write_text(
+        textwrap.dedent("""
         from snakepit_bridge import Adapter, tool
 
         class Failing(Adapter):
@@ -71,21 +72,24 @@ def test_setup_failure_is_reported(spawn: Spawn, tmp_path: Path) -> None:
             @tool
             def ping(self) -> str:
                 return "pong"
-    """))
+    """)
+    )
     report = startup_error(spawn(adapter="failing_setup:Failing", extra_path=str(tmp_path)))
     assert report["type"] == "FileNotFoundError"
     assert report["message"] == "model.bin is missing"
 
 
 def test_capacity_needs_thread_safe(spawn: Spawn, tmp_path: Path) -> None:
-    (tmp_path / "single.py").write_text(textwrap.dedent("""
+    (tmp_path / "single.py").write_text(
+        textwrap.dedent("""
         from snakepit_bridge import Adapter, tool
 
         class Single(Adapter):
             @tool
             def ping(self) -> str:
                 return "pong"
-    """))
+    """)
+    )
     report = startup_error(spawn("--capacity", "2", adapter="single:Single", extra_path=str(tmp_path)))
     assert "not thread_safe" in report["message"]
 

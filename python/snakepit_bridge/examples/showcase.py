@@ -186,12 +186,20 @@ class ShowcaseAdapter(Adapter):
         return f"Hello, {user['name']}!"
 
     @tool
-    def host_failure(self, name: str, args: dict[str, Any], ctx: CallContext, timeout_s: float | None = None) -> dict[str, Any]:
+    def host_failure(
+        self, name: str, args: dict[str, Any], ctx: CallContext, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """Call a host tool and report how it failed, as the typed Python exception saw it."""
         try:
             return {"ok": True, "result": ctx.call_host(name, args, timeout=timeout_s)}
         except HostToolError as error:
-            return {"ok": False, "exception": type(error).__name__, "code": error.code, "host_type": error.host_type, "status": error.status}
+            return {
+                "ok": False,
+                "exception": type(error).__name__,
+                "code": error.code,
+                "host_type": error.host_type,
+                "status": error.status,
+            }
 
     @tool
     def call_host(self, name: str, args: dict[str, Any], ctx: CallContext) -> Any:

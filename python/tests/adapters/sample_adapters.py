@@ -216,6 +216,9 @@ class EnvAdapter(Adapter):
     def sees(self, name: str) -> dict[str, object]:
         child = subprocess.run(
             [sys.executable, "-c", "import os, sys; print(os.environ.get(sys.argv[1], '<unset>'))", name],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         )
         return {"worker": name in os.environ, "child": child.stdout.strip()}
