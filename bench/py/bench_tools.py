@@ -9,7 +9,8 @@ compact JSON, as they do through Snakepit.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # The exact workload of the showcase's ``cpu`` tool: baselines and Snakepit do the same Python work.
 from snakepit_bridge.examples.showcase import burn_cpu

@@ -30,7 +30,7 @@ class SessionView(MutableMapping[str, Any]):
     assigned, records nothing, so assign again after changing it.
     """
 
-    __slots__ = ("_session_id", "_snapshot", "_decoded", "_set", "_deleted")
+    __slots__ = ("_decoded", "_deleted", "_session_id", "_set", "_snapshot")
 
     def __init__(self, session_id: str, snapshot: Mapping[str, bytes]) -> None:
         self._session_id = session_id
@@ -102,7 +102,7 @@ class Cancellation:
     flag is a plain attribute, and the event is made only when someone waits.
     """
 
-    __slots__ = ("_set", "_event")
+    __slots__ = ("_event", "_set")
     _guard = threading.Lock()  # orders "make the event" against "set": one, rarely contended
 
     def __init__(self) -> None:
@@ -127,9 +127,8 @@ class Cancellation:
             if self._event is None:
                 self._event = threading.Event()
             event = self._event
-        if self._set:  # set() may have run before the event existed
-            return True
-        return event.wait(timeout)
+        # set() may have run before the event existed (one line: mypy would take a second `if` as unreachable).
+        return self._set or event.wait(timeout)
 
 
 class _CallLogger(logging.LoggerAdapter[logging.Logger]):
@@ -150,21 +149,21 @@ class CallContext:
     """
 
     __slots__ = (
+        "_host",
+        "_host_depth",
+        "_host_factory",
+        "_logger",
+        "_metadata",
+        "_metadata_source",
+        "_session",
+        "_snapshot",
+        "cancelled",
+        "deadline",
         "request_id",
-        "tool",
-        "worker_id",
         "session_id",
         "timeout_ms",
-        "deadline",
-        "cancelled",
-        "_snapshot",
-        "_session",
-        "_metadata_source",
-        "_metadata",
-        "_logger",
-        "_host",
-        "_host_factory",
-        "_host_depth",
+        "tool",
+        "worker_id",
     )
 
     def __init__(

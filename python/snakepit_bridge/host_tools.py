@@ -57,7 +57,7 @@ class HostToolCancelled(HostToolError):
 class HostLink:
     """One call's way back to the host; owned by the connection that runs the call."""
 
-    __slots__ = ("_send", "_parent_id", "_depth", "_session_id", "_cancelled", "_next_id", "_pending", "_lock", "tools")
+    __slots__ = ("_cancelled", "_depth", "_lock", "_next_id", "_parent_id", "_pending", "_send", "_session_id", "tools")
 
     def __init__(
         self,

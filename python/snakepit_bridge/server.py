@@ -13,7 +13,8 @@ share of a frame (its tag, length varint and body); when the outbox fits, it
 is still one frame, otherwise the writer sends as many consecutive frames as
 it takes, in order. The share of a result or chunk is an upper bound taken
 from its payload's length, so the hot path never serializes a reply twice
-(only a reply whose bound exceeds the limit is measured exactly). A reply that no frame could carry on its own is never queued: that call alone
+(only a reply whose bound exceeds the limit is measured exactly). A reply
+that no frame could carry on its own is never queued: that call alone
 answers ``PAYLOAD_TOO_LARGE`` (a stream ends at the oversized chunk, its
 generator closed; a host call that is too large raises ``HostToolError`` in
 the tool), so no message size can break the stream.
@@ -146,7 +147,7 @@ def _denying_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethod
 class _ChunkWindow:
     """Credit for one streaming call: at most STREAM_WINDOW chunks the host's consumer has not taken."""
 
-    __slots__ = ("_cond", "_untaken", "_space")
+    __slots__ = ("_cond", "_space", "_untaken")
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -188,7 +189,7 @@ class _ChunkWindow:
 class _Call:
     """One call in flight on a connection."""
 
-    __slots__ = ("id", "tool", "function", "args", "ctx", "window", "future", "task", "seq", "cancel_reason")
+    __slots__ = ("args", "cancel_reason", "ctx", "function", "future", "id", "seq", "task", "tool", "window")
 
     def __init__(
         self, request_id: int, tool: ToolDefinition, function: Callable[..., Any], args: pb.Payload, ctx: CallContext

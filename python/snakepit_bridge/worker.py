@@ -217,7 +217,7 @@ async def _serve(options: Options, token: str, bridge: WorkerBridge, ready: Read
             ("grpc.max_send_message_length", options.max_message_bytes),
         ],
     )
-    pb_grpc.add_WorkerBridgeServicer_to_server(bridge, server)  # type: ignore[no-untyped-call]  # generated
+    pb_grpc.add_WorkerBridgeServicer_to_server(bridge, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:

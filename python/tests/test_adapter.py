@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional, TypedDict
 import pytest
 
 from snakepit_bridge import Adapter, AdapterLoadError, CallContext, ToolError, tool
-from snakepit_bridge.adapter import ToolKind, discover_tools, load_adapter
+from snakepit_bridge.adapter import ToolDefinition, ToolKind, discover_tools, load_adapter
 from snakepit_bridge.schema import NO_DEFAULT, JsonType
 
 
@@ -24,15 +24,16 @@ class Sample(Adapter):
         More detail that is not part of the description.
         """
 
+    # Optional[...], Any and a missing annotation on purpose: the forms whose schemas are under test.
     @tool(name="renamed", description="explicit", idempotent=True)
-    def original(
+    def original(  # type: ignore[no-untyped-def]
         self,
         items: list[int],
         table: dict[str, Any],
-        maybe: Optional[int] = None,
+        maybe: Optional[int] = None,  # noqa: UP045
         union: int | None = 3,
         anything: Any = None,
-        untyped=1,
+        untyped=1,  # noqa: ANN001
     ) -> None:
         pass
 
@@ -41,7 +42,7 @@ class Sample(Adapter):
         self,
         pairs: list[list[str]],
         fixed: tuple[int, ...],
-        bare: list,
+        bare: list,  # type: ignore[type-arg]  # a bare list on purpose
         point: Point,
         choice: Literal["a", "b"],
         mixed: int | str,
@@ -79,15 +80,15 @@ class Sample(Adapter):
 
 
 @pytest.fixture(scope="module")
-def tools() -> dict:
+def tools() -> dict[str, ToolDefinition]:
     return discover_tools(Sample)
 
 
-def types_of(tools: dict, name: str) -> dict[str, JsonType]:
+def types_of(tools: dict[str, ToolDefinition], name: str) -> dict[str, JsonType]:
     return {spec.name: spec.type for spec in tools[name].params.values()}
 
 
-def test_discovery_and_names(tools: dict) -> None:
+def test_discovery_and_names(tools: dict[str, ToolDefinition]) -> None:
     assert set(tools) == {
         "plain",
         "renamed",
@@ -107,7 +108,7 @@ def test_discovery_and_names(tools: dict) -> None:
     assert not tools["plain"].idempotent
 
 
-def test_scalar_types(tools: dict) -> None:
+def test_scalar_types(tools: dict[str, ToolDefinition]) -> None:
     assert types_of(tools, "plain") == {
         "a": JsonType("integer"),
         "b": JsonType("number"),
@@ -118,7 +119,7 @@ def test_scalar_types(tools: dict) -> None:
     assert tools["plain"].binary_param == "e"
 
 
-def test_containers_optionals_and_defaults(tools: dict) -> None:
+def test_containers_optionals_and_defaults(tools: dict[str, ToolDefinition]) -> None:
     renamed = tools["renamed"]
     assert types_of(tools, "renamed") == {
         "items": JsonType("array", items=JsonType("integer")),
@@ -134,7 +135,7 @@ def test_containers_optionals_and_defaults(tools: dict) -> None:
     assert renamed.params["items"].default is NO_DEFAULT
 
 
-def test_other_shapes(tools: dict) -> None:
+def test_other_shapes(tools: dict[str, ToolDefinition]) -> None:
     shapes = tools["shapes"]
     assert types_of(tools, "shapes") == {
         "pairs": JsonType("array", items=JsonType("array", items=JsonType("string"))),
@@ -149,19 +150,18 @@ def test_other_shapes(tools: dict) -> None:
     assert shapes.params["described"].description == "how many"
 
 
-def test_context_is_injected_not_a_parameter(tools: dict) -> None:
+def test_context_is_injected_not_a_parameter(tools: dict[str, ToolDefinition]) -> None:
+    class Twice(Adapter):
+        @tool
+        def t(self, context: CallContext, ctx: Any) -> None:
+            pass
+
     with pytest.raises(TypeError, match="both 'context' and 'ctx'"):
-
-        class Twice(Adapter):
-            @tool
-            def t(self, context: CallContext, ctx: Any) -> None:
-                pass
-
         discover_tools(Twice)
 
     class ByName(Adapter):
         @tool
-        def t(self, x: int, ctx) -> None:  # type: ignore[no-untyped-def]
+        def t(self, x: int, ctx) -> None:  # type: ignore[no-untyped-def]  # noqa: ANN001  # found by name
             pass
 
     definition = discover_tools(ByName)["t"]
@@ -188,7 +188,7 @@ def test_context_annotation_under_type_checking() -> None:
     assert definition.params["n"].type == JsonType("integer")
 
 
-def test_kinds(tools: dict) -> None:
+def test_kinds(tools: dict[str, ToolDefinition]) -> None:
     assert tools["plain"].kind is ToolKind.SYNC
     assert tools["stream"].kind is ToolKind.SYNC_STREAM and tools["stream"].streaming
     assert tools["coroutine"].kind is ToolKind.ASYNC and tools["coroutine"].is_async
@@ -267,7 +267,7 @@ def test_inherited_tools_and_overrides() -> None:
     assert set(discover_tools(Child)) == {"a"}
 
 
-def test_bind_injects_context_and_routes_binary(tools: dict) -> None:
+def test_bind_injects_context_and_routes_binary(tools: dict[str, ToolDefinition]) -> None:
     ctx = CallContext(request_id=1, tool="injected", worker_id="w")
     assert tools["injected"].bind({"x": 1}, ctx) == {"x": 1, "context": ctx}
 

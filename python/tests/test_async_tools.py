@@ -28,7 +28,8 @@ async def client(mixed: WorkerProcess) -> AsyncIterator[BridgeClient]:
 
 
 async def closes(client: BridgeClient) -> dict[str, int]:
-    return value_of((await client.call(call_request("closes"))).result.value)
+    counts: dict[str, int] = value_of((await client.call(call_request("closes"))).result.value)
+    return counts
 
 
 async def test_async_tools_run_concurrently(client: BridgeClient) -> None:
@@ -132,15 +133,14 @@ async def test_host_closing_its_side_cancels_calls(client: BridgeClient) -> None
 
 
 async def test_broken_stream_cancels_calls(mixed: WorkerProcess) -> None:
-    async with grpc.aio.insecure_channel(mixed.address) as channel:
-        async with BridgeClient(channel) as observer:
-            before = await closes(observer)
-            async with BridgeClient(channel) as doomed:
-                (request_id,) = doomed.send(call_request("sync_ticks", {"n": 1000, "delay_ms": 10}, stream=True))
-                await doomed.next_message(request_id)
-            # The doomed stream was cancelled mid-call: its generator must be closed.
-            for _ in range(100):
-                if (await closes(observer))["sync"] == before["sync"] + 1:
-                    break
-                await asyncio.sleep(0.02)
-            assert (await closes(observer))["sync"] == before["sync"] + 1
+    async with grpc.aio.insecure_channel(mixed.address) as channel, BridgeClient(channel) as observer:
+        before = await closes(observer)
+        async with BridgeClient(channel) as doomed:
+            (request_id,) = doomed.send(call_request("sync_ticks", {"n": 1000, "delay_ms": 10}, stream=True))
+            await doomed.next_message(request_id)
+        # The doomed stream was cancelled mid-call: its generator must be closed.
+        for _ in range(100):
+            if (await closes(observer))["sync"] == before["sync"] + 1:
+                break
+            await asyncio.sleep(0.02)
+        assert (await closes(observer))["sync"] == before["sync"] + 1

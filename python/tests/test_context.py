@@ -52,7 +52,9 @@ def test_cancellation_wakes_every_waiter_and_stays_set() -> None:
 def test_session_delta_only_when_the_tool_changed_the_session() -> None:
     assert context().session_delta is None  # never looked at
     ctx = context({"a": b"1"})
-    assert ctx.session["a"] == 1 and ctx.session_delta is None  # only read
+    assert ctx.session["a"] == 1
+    after_reading = ctx.session_delta  # a local, so mypy does not keep the property narrowed to None below
+    assert after_reading is None  # only read
     ctx.session["a"] = 2
     delta = ctx.session_delta
     assert delta is not None and dict(delta.set) == {"a": b"2"}
@@ -122,7 +124,8 @@ def errors_for(args: dict[str, Any], accepts_extra: bool = False) -> list[dict[s
     with pytest.raises(ToolError) as caught:
         validate_arguments("tool", args, PARAMS, accepts_extra)
     assert caught.value.code == "INVALID_ARGUMENTS"
-    return caught.value.details["errors"]
+    errors: list[dict[str, str]] = caught.value.details["errors"]
+    return errors
 
 
 def test_valid_arguments_pass() -> None:

@@ -46,9 +46,9 @@ def test_cause_then_context_chain() -> None:
     def fail() -> None:
         try:
             try:
-                {}["k"]
+                dict[str, int]()["k"]
             except KeyError:
-                raise TypeError("while handling")  # context
+                raise TypeError("while handling")  # noqa: B904  # the implicit context under test
         except TypeError as exc:
             raise ValueError("outer") from exc  # cause
 
@@ -64,7 +64,7 @@ def test_cause_then_context_chain() -> None:
 def test_suppressed_context_is_not_followed() -> None:
     def fail() -> None:
         try:
-            {}["k"]
+            dict[str, int]()["k"]
         except KeyError:
             raise ValueError("clean") from None
 

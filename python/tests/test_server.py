@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -16,8 +17,9 @@ from snakepit_bridge import __version__
 from snakepit_bridge.wire import SERVICE_NAME, pb, pb_grpc
 
 
-def error_details(message: pb.WorkerMessage) -> dict:
-    return json.loads(message.error.error.details_json)
+def error_details(message: pb.WorkerMessage) -> dict[str, Any]:
+    details: dict[str, Any] = json.loads(message.error.error.details_json)
+    return details
 
 
 async def test_describe(channel: grpc.aio.Channel, showcase: WorkerProcess) -> None:
@@ -234,7 +236,7 @@ async def test_health_serving(channel: grpc.aio.Channel) -> None:
 
 
 @pytest.mark.parametrize("metadata", [(), auth("wrong-token")], ids=["missing", "wrong"])
-async def test_unauthenticated(channel: grpc.aio.Channel, metadata: tuple) -> None:
+async def test_unauthenticated(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
     stub = pb_grpc.WorkerBridgeStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as describe:
         await stub.Describe(pb.DescribeRequest(), metadata=metadata)
@@ -251,9 +253,11 @@ async def test_unauthenticated(channel: grpc.aio.Channel, metadata: tuple) -> No
         await asyncio.Event().wait()
         yield pb.HostFrame()
 
-    connect = stub.Connect(silent_host(), metadata=metadata)
-    with pytest.raises(grpc.aio.AioRpcError) as stream:
+    async def drain(connect: AsyncIterator[pb.WorkerFrame]) -> None:
         async with asyncio.timeout(5):
             async for _ in connect:
                 pass
+
+    with pytest.raises(grpc.aio.AioRpcError) as stream:
+        await drain(stub.Connect(silent_host(), metadata=metadata))
     assert stream.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -19,10 +19,10 @@ from helpers import BridgeClient, WorkerProcess, auth, call_request, value_of
 Spawn = Callable[..., WorkerProcess]
 
 
-def startup_error(worker: WorkerProcess) -> dict:
+def startup_error(worker: WorkerProcess) -> dict[str, str]:
     assert worker.ready_line.startswith("ERROR "), worker.ready_line
     assert worker.ready_line.endswith("\n") and worker.ready_line.count("\n") == 1
-    report = json.loads(worker.ready_line.removeprefix("ERROR "))
+    report: dict[str, str] = json.loads(worker.ready_line.removeprefix("ERROR "))
     assert set(report) == {"type", "message", "traceback"}
     assert worker.wait() == 3
     return report
