@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,10 +159,8 @@ async def test_stuck_tool_does_not_block_shutdown(spawn: Spawn) -> None:
     async with grpc.aio.insecure_channel(worker.address) as channel, BridgeClient(channel) as client:
         _, ping = client.send(call_request("spin"), call_request("ping"))
         await client.next_message(ping)  # same frame, so spin is running now
-        started = time.monotonic()
         os.kill(worker.pid, signal.SIGTERM)
-        assert worker.wait() == 0
-        assert time.monotonic() - started < 3
+        assert worker.wait() == 0  # within wait()'s bound, although spin never stops
     assert "ignore cancellation" in worker.stderr()
 
 

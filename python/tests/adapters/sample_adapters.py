@@ -25,6 +25,18 @@ class MixedAdapter(Adapter):
         return ms
 
     @tool
+    async def rendezvous(self, n: int) -> int:
+        """Return once ``n`` calls of it are running at the same time (fails after 5 s otherwise)."""
+        arrived = getattr(self, "_arrived", 0) + 1
+        self._arrived = arrived
+        if not hasattr(self, "_all_here"):
+            self._all_here = asyncio.Event()
+        if arrived >= n:
+            self._all_here.set()
+        await asyncio.wait_for(self._all_here.wait(), 5)
+        return arrived
+
+    @tool
     async def explode(self, message: str) -> None:
         raise LookupError(message)
 
