@@ -15,10 +15,9 @@ describe('runPythonProbe', () => {
   });
 
   it('kills a probe that does not answer in time', async () => {
-    const started = Date.now();
+    // A 30 s sleep: had the probe been waited for, the test's own 5 s timeout would fail first.
     const outcome = await runPythonProbe(python, 'import time\ntime.sleep(30)', [], 300);
     expect(outcome).toEqual({ ok: false, problem: 'it did not answer within 0.3 s and was killed' });
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('does not wait for a probe that reads stdin', async () => {
