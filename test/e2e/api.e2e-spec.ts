@@ -176,8 +176,8 @@ describe('sample app: HTTP API', () => {
     });
 
     it('a call over its budget times out at about the budget, and the worker is free again', async () => {
-      // A minute-long tool: had the host waited for it, the test's own timeout would fail first.
-      const { status, body } = await app.execute('sleep', { ms: 60_000 }, { timeoutMs: 300 });
+      // A two-minute tool: had the host waited for it, the test's own timeout would fail first.
+      const { status, body } = await app.execute('sleep', { ms: 120_000 }, { timeoutMs: 300 });
       expect(status).toBe(504);
       expect(body.error).toMatchObject({ code: 'TIMEOUT', details: { timeoutMs: 300, phase: 'execute' } });
       await eventually(async () => (await app.workers()).every((w) => w.busy === 0) || undefined);
