@@ -97,7 +97,8 @@ const protoTypeTargets = [
 ];
 for (const target of protoTypeTargets) {
   const outDir = join(root, target.out);
-  step(target.name, [join(root, 'proto', target.proto)], () => existsSync(outDir), () =>
+  // Every proto file is an input: a file's types include those of the files it imports (cluster imports bridge).
+  step(target.name, protoFiles, () => existsSync(outDir), () =>
     run(join(root, 'node_modules', '.bin', 'proto-loader-gen-types'), [
       '--longs=Number',
       '--enums=String',
