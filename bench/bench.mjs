@@ -208,7 +208,8 @@ async function measureRounds(section, groups) {
         const cell = /** @type {Cell} */ (cellOf.get(cs));
         if (cs.little) res.rps = res.rps_little;
         cell.rounds[r] = res;
-        if (res.errors || res.drainTimedOut) log(`  ${section} ${g.tool} ${cs.kase} N=${g.n} c=${g.c}: errors=${res.errors} drainTimedOut=${res.drainTimedOut} ${res.firstError ?? ''}`);
+        if (res.errors || res.drainTimedOut)
+          log(`  ${section} ${g.tool} ${cs.kase} N=${g.n} c=${g.c}: errors=${res.errors} drainTimedOut=${res.drainTimedOut} ${res.firstError ?? ''}`);
       }
     }
   }
@@ -449,7 +450,9 @@ async function sectionMemory() {
         const m = JSON.parse(line);
         raw.push(m);
         deltas[size].push(m.rss_after - m.rss_before);
-        log(`memory: pool of ${size}: host RSS +${((m.rss_after - m.rss_before) / 2 ** 20).toFixed(1)} MiB (heap +${((m.heap_after - m.heap_before) / 2 ** 20).toFixed(1)} MiB)`);
+        log(
+          `memory: pool of ${size}: host RSS +${((m.rss_after - m.rss_before) / 2 ** 20).toFixed(1)} MiB (heap +${((m.heap_after - m.heap_before) / 2 ** 20).toFixed(1)} MiB)`,
+        );
       } finally {
         await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
         stop();
@@ -578,10 +581,24 @@ function buildChecks(rows) {
         const where = `${tool}, N=${n}, c=${c}`;
         if (c === 1) {
           const d = r.p50_minus_raw_bidi_us;
-          checks.push({ check: 'in-process p50 − raw bidi p50', where, value: d, shown: `${f0(d)} µs`, target: '≤ 50 µs', ok: Number.isFinite(d) ? d <= 50 : false });
+          checks.push({
+            check: 'in-process p50 − raw bidi p50',
+            where,
+            value: d,
+            shown: `${f0(d)} µs`,
+            target: '≤ 50 µs',
+            ok: Number.isFinite(d) ? d <= 50 : false,
+          });
         } else {
           const v = r.vs_raw_bidi;
-          checks.push({ check: 'in-process calls/s ÷ raw bidi', where, value: v, shown: `${f2(v)}×`, target: '≥ 0.9×', ok: Number.isFinite(v) ? v >= 0.9 : false });
+          checks.push({
+            check: 'in-process calls/s ÷ raw bidi',
+            where,
+            value: v,
+            shown: `${f2(v)}×`,
+            target: '≥ 0.9×',
+            ok: Number.isFinite(v) ? v >= 0.9 : false,
+          });
         }
         const u = r.vs_raw_unary;
         // The 2x-unary target is about the bridge's own cost: it applies to the trivial tool
@@ -600,7 +617,15 @@ function buildChecks(rows) {
   for (const n of NS) {
     for (const c of CS) {
       const r = get('throughput', 'add', 'snakepit-process', n, c);
-      if (r && c > 1) checks.push({ check: 'default process profile (1 call per worker) ÷ raw bidi', where: `add, N=${n}, c=${c}`, value: r.vs_raw_bidi, shown: `${f2(r.vs_raw_bidi)}×`, target: '(info)', ok: null });
+      if (r && c > 1)
+        checks.push({
+          check: 'default process profile (1 call per worker) ÷ raw bidi',
+          where: `add, N=${n}, c=${c}`,
+          value: r.vs_raw_bidi,
+          shown: `${f2(r.vs_raw_bidi)}×`,
+          target: '(info)',
+          ok: null,
+        });
     }
   }
   for (const n of NS) {
@@ -608,7 +633,14 @@ function buildChecks(rows) {
       const where = `add, N=${n}, c=${c}`;
       const r = get('http', 'add', 'http-sample-app', n, c);
       /** @param {string} check @param {number} v @param {string} target */
-      const ratio = (check, v, target) => ({ check, where, value: v, shown: `${f2(v)}×`, target, ok: target === '(info)' ? null : Number.isFinite(v) ? v >= 0.8 : false });
+      const ratio = (check, v, target) => ({
+        check,
+        where,
+        value: v,
+        shown: `${f2(v)}×`,
+        target,
+        ok: target === '(info)' ? null : Number.isFinite(v) ? v >= 0.8 : false,
+      });
       if (r) checks.push(ratio('HTTP sample app ÷ bare gateway', r.vs_gateway, '≥ 0.8×'));
       // The part Snakepit and the sample app own: the same framework without them is the reference.
       if (r) checks.push(ratio('HTTP sample app ÷ minimal Nest app', r.vs_nest_floor, '≥ 0.8×'));
@@ -638,20 +670,56 @@ function buildChecks(rows) {
     checks.push({ check: `cold start, startConcurrency=${kmax} ÷ bare`, where: `K=${kmax}`, value: ratio, shown: `${f2(ratio)}×`, target: '(info)', ok: null });
   }
   if (Number.isFinite(memory.per_worker_mib)) {
-    checks.push({ check: 'host RSS per extra worker', where: `pool of ${memory.sizes[1]} vs 1`, value: memory.per_worker_mib, shown: `${f2(memory.per_worker_mib)} MiB`, target: '≤ 1 MiB', ok: memory.per_worker_mib <= 1 });
+    checks.push({
+      check: 'host RSS per extra worker',
+      where: `pool of ${memory.sizes[1]} vs 1`,
+      value: memory.per_worker_mib,
+      shown: `${f2(memory.per_worker_mib)} MiB`,
+      target: '≤ 1 MiB',
+      ok: memory.per_worker_mib <= 1,
+    });
   }
   const big = rows.find((r) => r.section === 'scale' && r.case === `snakepit-pool${SCALE}`);
   if (big) {
     const ideal = (os.cpus().length * 1000) / CPU_MS;
-    checks.push({ check: `pool of ${SCALE} ÷ pool of 2 (cpu tool)`, where: `c=${big.c}`, value: big.vs_pool2, shown: `${f2(big.vs_pool2)}×`, target: '≈ 1 (tracks cores)', ok: null });
-    checks.push({ check: `pool of ${SCALE}: calls/s ÷ cores × 1000/${CPU_MS} ms`, where: `${os.cpus().length} cores`, value: big.rps / ideal, shown: `${f2(big.rps / ideal)} (${f0(big.rps)} calls/s)`, target: '(info)', ok: null });
+    checks.push({
+      check: `pool of ${SCALE} ÷ pool of 2 (cpu tool)`,
+      where: `c=${big.c}`,
+      value: big.vs_pool2,
+      shown: `${f2(big.vs_pool2)}×`,
+      target: '≈ 1 (tracks cores)',
+      ok: null,
+    });
+    checks.push({
+      check: `pool of ${SCALE}: calls/s ÷ cores × 1000/${CPU_MS} ms`,
+      where: `${os.cpus().length} cores`,
+      value: big.rps / ideal,
+      shown: `${f2(big.rps / ideal)} (${f0(big.rps)} calls/s)`,
+      target: '(info)',
+      ok: null,
+    });
   }
   for (const s of streams.filter((x) => x.case === 'snakepit-executeStream')) {
-    checks.push({ check: 'stream chunks/s ÷ raw grpcio server stream', where: `1,000 chunks, ${s.c} stream(s) at once`, value: s.vs_raw, shown: `${f2(s.vs_raw)}×`, target: '(info)', ok: null });
+    checks.push({
+      check: 'stream chunks/s ÷ raw grpcio server stream',
+      where: `1,000 chunks, ${s.c} stream(s) at once`,
+      value: s.vs_raw,
+      shown: `${f2(s.vs_raw)}×`,
+      target: '(info)',
+      ok: null,
+    });
   }
   for (const n of NS) {
     const r = get('throughput', 'add', 'snakepit-session', n, CMAX);
-    if (r) checks.push({ check: 'session-bound ÷ plain calls', where: `N=${n}, c=${CMAX} (same worker ${f0(100 * r.affinity)}%)`, value: r.vs_snakepit, shown: `${f2(r.vs_snakepit)}×`, target: '(info)', ok: null });
+    if (r)
+      checks.push({
+        check: 'session-bound ÷ plain calls',
+        where: `N=${n}, c=${CMAX} (same worker ${f0(100 * r.affinity)}%)`,
+        value: r.vs_snakepit,
+        shown: `${f2(r.vs_snakepit)}×`,
+        target: '(info)',
+        ok: null,
+      });
   }
   return checks;
 }
@@ -661,8 +729,12 @@ function buildChecks(rows) {
  */
 function markdown(meta, rows, checks) {
   const L = [];
-  L.push(`Run ${meta.date} · ${meta.cpus} × ${meta.cpu_model} · Node ${meta.node} · Python ${meta.python} · grpcio ${meta.grpcio} · @grpc/grpc-js ${meta.grpc_js}`);
-  L.push(`${meta.mode}: ${meta.rounds} round(s) × ${meta.duration_ms} ms (+${meta.warmup_ms} ms warm-up) per cell, order alternating every round; medians over rounds; ratios paired round by round. Load average at start ${meta.loadavg_start.map((/** @type {number} */ x) => x.toFixed(2)).join(' ')}, at end ${meta.loadavg_end.map((/** @type {number} */ x) => x.toFixed(2)).join(' ')}. Wall ${meta.wall_s.toFixed(0)} s.`);
+  L.push(
+    `Run ${meta.date} · ${meta.cpus} × ${meta.cpu_model} · Node ${meta.node} · Python ${meta.python} · grpcio ${meta.grpcio} · @grpc/grpc-js ${meta.grpc_js}`,
+  );
+  L.push(
+    `${meta.mode}: ${meta.rounds} round(s) × ${meta.duration_ms} ms (+${meta.warmup_ms} ms warm-up) per cell, order alternating every round; medians over rounds; ratios paired round by round. Load average at start ${meta.loadavg_start.map((/** @type {number} */ x) => x.toFixed(2)).join(' ')}, at end ${meta.loadavg_end.map((/** @type {number} */ x) => x.toFixed(2)).join(' ')}. Wall ${meta.wall_s.toFixed(0)} s.`,
+  );
   L.push('');
   L.push('### Targets');
   L.push('');
@@ -719,10 +791,14 @@ function markdown(meta, rows, checks) {
     L.push('| case | calls/s | p50 / p99 ms | CPU µs/call host + workers | ÷ pool of 2 | calls/s min-max | errors |');
     L.push('|---|---|---|---|---|---|---|');
     for (const r of sc) {
-      L.push(`| ${r.case} | ${fk(r.rps)} | ${f3(r.p50_ms)} / ${f3(r.p99_ms)} | ${f0(r.cpu_client_us + r.cpu_workers_us)} (${f0(r.cpu_client_us)}+${f0(r.cpu_workers_us)}) | ${f2(r.vs_pool2)} | ${fk(r.rps_min)}-${fk(r.rps_max)} | ${r.errors} |`);
+      L.push(
+        `| ${r.case} | ${fk(r.rps)} | ${f3(r.p50_ms)} / ${f3(r.p99_ms)} | ${f0(r.cpu_client_us + r.cpu_workers_us)} (${f0(r.cpu_client_us)}+${f0(r.cpu_workers_us)}) | ${f2(r.vs_pool2)} | ${fk(r.rps_min)}-${fk(r.rps_max)} | ${r.errors} |`,
+      );
     }
     L.push('');
-    L.push(`Ideal for ${os.cpus().length} cores: ${f0((os.cpus().length * 1000) / CPU_MS)} calls/s. Python worker RSS (median of the pool of ${SCALE}): ${f2(scale.python_rss_per_worker_mib)} MiB each.`);
+    L.push(
+      `Ideal for ${os.cpus().length} cores: ${f0((os.cpus().length * 1000) / CPU_MS)} calls/s. Python worker RSS (median of the pool of ${SCALE}): ${f2(scale.python_rss_per_worker_mib)} MiB each.`,
+    );
   }
   if (Number.isFinite(memory.per_worker_mib)) {
     L.push('');
@@ -738,7 +814,10 @@ function markdown(meta, rows, checks) {
     L.push('');
     L.push('| case | streams at once | chunks/s | min-max | CPU µs/chunk host + workers | ÷ raw |');
     L.push('|---|---|---|---|---|---|');
-    for (const s of streams) L.push(`| ${s.case} | ${s.c} | ${fk(s.chunks_per_s)} | ${fk(s.chunks_per_s_min)}-${fk(s.chunks_per_s_max)} | ${f2(s.cpu_client_us + s.cpu_workers_us)} (${f2(s.cpu_client_us)}+${f2(s.cpu_workers_us)}) | ${f2(s.vs_raw)} |`);
+    for (const s of streams)
+      L.push(
+        `| ${s.case} | ${s.c} | ${fk(s.chunks_per_s)} | ${fk(s.chunks_per_s_min)}-${fk(s.chunks_per_s_max)} | ${f2(s.cpu_client_us + s.cpu_workers_us)} (${f2(s.cpu_client_us)}+${f2(s.cpu_workers_us)}) | ${f2(s.vs_raw)} |`,
+      );
   }
   if (meta.errors.length) {
     L.push('');
@@ -775,7 +854,9 @@ async function main() {
   }
   const rows = buildRows();
   const checks = buildChecks(rows);
-  const cellErrors = rows.filter((r) => r.errors > 0).map((r) => `${r.section} ${r.tool} ${r.case} N=${r.n} c=${r.c}: ${r.errors} errors, first: ${r.first_error}`);
+  const cellErrors = rows
+    .filter((r) => r.errors > 0)
+    .map((r) => `${r.section} ${r.tool} ${r.case} N=${r.n} c=${r.c}: ${r.errors} errors, first: ${r.first_error}`);
   const meta = {
     date: new Date().toISOString(),
     mode: SMOKE ? 'smoke' : 'full',
@@ -809,7 +890,9 @@ async function main() {
   await stopAll();
   console.log(md);
   const misses = checks.filter((c) => c.ok === false).length;
-  log(`done in ${meta.wall_s.toFixed(0)} s: ${checks.filter((c) => c.ok).length} targets met, ${misses} missed, ${meta.errors.length} errors; results in ${path.relative(process.cwd(), opt.out) || '.'}/${base}.{json,md}; live children: ${liveChildren()}`);
+  log(
+    `done in ${meta.wall_s.toFixed(0)} s: ${checks.filter((c) => c.ok).length} targets met, ${misses} missed, ${meta.errors.length} errors; results in ${path.relative(process.cwd(), opt.out) || '.'}/${base}.{json,md}; live children: ${liveChildren()}`,
+  );
   clearTimeout(watchdog);
   process.exit(meta.errors.length ? 1 : opt.strict && misses ? 2 : 0);
 }

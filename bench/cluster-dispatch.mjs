@@ -131,7 +131,9 @@ async function measure() {
   console.log('case    c    calls/s   p50 ms   p99 ms  caller µs  remote µs  errors');
   for (const row of rows) {
     const cells = [row.rps.toFixed(0), row.p50_ms.toFixed(2), row.p99_ms.toFixed(2), row.caller_cpu_us.toFixed(0), row.remote_node_cpu_us.toFixed(0)];
-    console.log(`${row.case.padEnd(7)} ${String(row.concurrency).padStart(2)} ${cells.map((cell, i) => cell.padStart([10, 8, 8, 10, 10][i])).join(' ')} ${String(row.errors).padStart(7)}`);
+    console.log(
+      `${row.case.padEnd(7)} ${String(row.concurrency).padStart(2)} ${cells.map((cell, i) => cell.padStart([10, 8, 8, 10, 10][i])).join(' ')} ${String(row.errors).padStart(7)}`,
+    );
   }
   const out = path.join(BENCH_DIR, 'results');
   mkdirSync(out, { recursive: true });

@@ -231,7 +231,10 @@ for (const file of files) {
 }
 checkPython(python);
 
-const list = (tally) => Object.entries(tally).map(([lang, n]) => `${lang} ${n}`).join(', ') || 'none';
+const list = (tally) =>
+  Object.entries(tally)
+    .map(([lang, n]) => `${lang} ${n}`)
+    .join(', ') || 'none';
 const summary = `${files.length} pages, ${counts.links} links, code blocks parsed: ${list(counts.parsed)}; not parsed: ${list(counts.unparsed)}`;
 if (problems.length > 0) {
   console.error(`check-docs: ${problems.length} problem(s) in ${summary}`);

@@ -123,18 +123,32 @@ async function main(workDir) {
 
   const tsc = join(appDir, 'node_modules', '.bin', 'tsc');
   // Older tsconfigs (`moduleResolution: node`) find the subpaths' types through typesVersions.
-  run(tsc, ['-p', 'tsconfig.json', '--noEmit', '--module', 'commonjs', '--moduleResolution', 'node10', '--resolvePackageJsonExports', 'false'], appDir, 120_000);
+  run(
+    tsc,
+    ['-p', 'tsconfig.json', '--noEmit', '--module', 'commonjs', '--moduleResolution', 'node10', '--resolvePackageJsonExports', 'false'],
+    appDir,
+    120_000,
+  );
   run(tsc, ['-p', 'tsconfig.json'], appDir, 120_000);
   log('tsc: types checked (nodenext and node10, skipLibCheck off), app built');
 
   // CommonJS package, ESM apps: named imports through Node's interop; the metrics entry, whose
   // optional peers this app lacks, refuses with their install command.
-  const esm = run(process.execPath, ['--input-type=module', '-e', `
+  const esm = run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { SnakepitModule } from '@snakepit/nestjs';
     import { SnakepitHealthModule } from '@snakepit/nestjs/health';
     import { CLUSTER_DEFAULTS } from '@snakepit/nestjs/cluster';
     const metrics = await import('@snakepit/nestjs/metrics').then(() => 'loaded', (error) => error.message);
-    console.log(JSON.stringify([typeof SnakepitModule, typeof SnakepitHealthModule, typeof CLUSTER_DEFAULTS, metrics]));`], appDir, 30_000);
+    console.log(JSON.stringify([typeof SnakepitModule, typeof SnakepitHealthModule, typeof CLUSTER_DEFAULTS, metrics]));`,
+    ],
+    appDir,
+    30_000,
+  );
   const [rootType, healthType, clusterType, metricsError] = JSON.parse(esm);
   expectEqual('ESM imports', [rootType, healthType, clusterType], ['function', 'function', 'object']);
   if (!metricsError.includes('npm install @willsoto/nestjs-prometheus prom-client')) fail(`@snakepit/nestjs/metrics without its peers: ${metricsError}`);
@@ -163,13 +177,26 @@ async function main(workDir) {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ text: 'Red fish, blue fish, red fish and the old fish.', top: 2 }),
     });
-    expectEqual('POST /text/stats', call, { status: 200, body: { words: 10, top: [['fish', 4], ['red', 2]] } });
+    expectEqual('POST /text/stats', call, {
+      status: 200,
+      body: {
+        words: 10,
+        top: [
+          ['fish', 4],
+          ['red', 2],
+        ],
+      },
+    });
     const bad = await request(`${url}/text/stats`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text": 42}' });
     expectEqual('POST /text/stats with a number as text', [bad.status, bad.body?.error?.code], [400, 'INVALID_ARGUMENTS']);
     log('tool call answered; bad arguments refused with INVALID_ARGUMENTS');
 
     const health = await request(`${url}/health`);
-    expectEqual('GET /health', [health.status, health.body.status, health.body.info?.pools?.status, health.body.info?.workers?.status], [200, 'ok', 'up', 'up']);
+    expectEqual(
+      'GET /health',
+      [health.status, health.body.status, health.body.info?.pools?.status, health.body.info?.workers?.status],
+      [200, 'ok', 'up', 'up'],
+    );
     log('GET /health: 200, pools and workers up');
 
     const workers = processesIn(appDir).filter((proc) => proc.ppid === host.pid && proc.cmdline.includes('snakepit_bridge.worker'));

@@ -67,9 +67,12 @@ try {
   const pkgDir = join(staging, 'package');
   console.log('pack: compiling @snakepit/nestjs ...');
   run(join(root, 'node_modules', '.bin', 'tsc'), [
-    '-p', join(libDir, 'tsconfig.lib.json'),
-    '--outDir', join(pkgDir, 'dist'),
-    '--tsBuildInfoFile', join(staging, 'lib.tsbuildinfo'),
+    '-p',
+    join(libDir, 'tsconfig.lib.json'),
+    '--outDir',
+    join(pkgDir, 'dist'),
+    '--tsBuildInfoFile',
+    join(staging, 'lib.tsbuildinfo'),
   ]);
   // The published package.json has no scripts: they are this repository's (and prepack refuses a direct npm pack).
   const manifest = JSON.parse(readFileSync(join(libDir, 'package.json'), 'utf8'));

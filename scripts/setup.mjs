@@ -98,29 +98,29 @@ const protoTypeTargets = [
 for (const target of protoTypeTargets) {
   const outDir = join(root, target.out);
   // Every proto file is an input: a file's types include those of the files it imports (cluster imports bridge).
-  step(target.name, protoFiles, () => existsSync(outDir), () =>
-    run(join(root, 'node_modules', '.bin', 'proto-loader-gen-types'), [
-      '--longs=Number',
-      '--enums=String',
-      '--oneofs',
-      '--arrays',
-      '--defaults',
-      '--grpcLib=@grpc/grpc-js',
-      '--includeDirs',
-      join(root, 'proto'),
-      '--outDir',
-      outDir,
-      target.proto,
-    ]),
+  step(
+    target.name,
+    protoFiles,
+    () => existsSync(outDir),
+    () =>
+      run(join(root, 'node_modules', '.bin', 'proto-loader-gen-types'), [
+        '--longs=Number',
+        '--enums=String',
+        '--oneofs',
+        '--arrays',
+        '--defaults',
+        '--grpcLib=@grpc/grpc-js',
+        '--includeDirs',
+        join(root, 'proto'),
+        '--outDir',
+        outDir,
+        target.proto,
+      ]),
   );
 }
 
 if (build) {
   const started = Date.now();
-  run(join(root, 'node_modules', '.bin', 'tsc'), [
-    '-b',
-    'libs/snakepit/tsconfig.lib.json',
-    'apps/sample/tsconfig.app.json',
-  ]);
+  run(join(root, 'node_modules', '.bin', 'tsc'), ['-b', 'libs/snakepit/tsconfig.lib.json', 'apps/sample/tsconfig.app.json']);
   if (Date.now() - started > 3000) console.log(`setup: build done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

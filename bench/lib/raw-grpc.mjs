@@ -40,10 +40,7 @@ export function generateStubs() {
   execFileSync(PYTHON, ['-m', 'grpc_tools.protoc', `-I${path.dirname(PROTO)}`, `--python_out=${GEN_DIR}`, `--grpc_python_out=${GEN_DIR}`, PROTO], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const [python, grpcio] = execFileSync(PYTHON, ['-c', 'import sys, grpc; print(sys.version.split()[0], grpc.__version__)'])
-    .toString()
-    .trim()
-    .split(' ');
+  const [python, grpcio] = execFileSync(PYTHON, ['-c', 'import sys, grpc; print(sys.version.split()[0], grpc.__version__)']).toString().trim().split(' ');
   return { python, grpcio };
 }
 

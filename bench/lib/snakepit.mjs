@@ -46,9 +46,7 @@ export async function startSnakepit(spec) {
     size: spec.size,
     adapter: SHOWCASE,
     // Calls one worker runs at once: above 1, the `thread` profile with that many threads.
-    ...(spec.threadsPerWorker && spec.threadsPerWorker > 1
-      ? { profile: /** @type {const} */ ('thread'), threadsPerWorker: spec.threadsPerWorker }
-      : {}),
+    ...(spec.threadsPerWorker && spec.threadsPerWorker > 1 ? { profile: /** @type {const} */ ('thread'), threadsPerWorker: spec.threadsPerWorker } : {}),
     ...(spec.startConcurrency ? { startConcurrency: spec.startConcurrency } : {}),
     // A closed loop at c=64 on a pool of 1 x 2 ms calls queues for ~130 ms: far below these.
     timeoutMs: 30_000,

@@ -83,7 +83,12 @@ describe('fault paths: message sizes never kill a worker', () => {
   const limit = 64 * 1024;
 
   beforeAll(async () => {
-    app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_PROFILE: 'thread', SNAKEPIT_THREADS_PER_WORKER: '4', SNAKEPIT_MAX_PAYLOAD_BYTES: String(limit) });
+    app = await startSampleApp({
+      SNAKEPIT_POOL_SIZE: '1',
+      SNAKEPIT_PROFILE: 'thread',
+      SNAKEPIT_THREADS_PER_WORKER: '4',
+      SNAKEPIT_MAX_PAYLOAD_BYTES: String(limit),
+    });
   });
   afterAll(async () => {
     await app?.stop();

@@ -86,7 +86,17 @@ describe('chaos: host-side state', () => {
       // 1. A /tmp cleaner removes the state directory: the next registry write re-creates it.
       rmSync(stateDir, { recursive: true });
       const refilled = await killAndRefill();
-      await eventually(() => (existsSync(registryPath) && registeredPids().join() === refilled.map((w) => w.pid).sort().join()) || undefined, 10_000);
+      await eventually(
+        () =>
+          (existsSync(registryPath) &&
+            registeredPids().join() ===
+              refilled
+                .map((w) => w.pid)
+                .sort()
+                .join()) ||
+          undefined,
+        10_000,
+      );
       expect(statSync(stateDir).mode & 0o777).toBe(0o700);
       expect(app.logs.some((line) => line.includes('re-created it'))).toBe(true);
 
@@ -99,7 +109,17 @@ describe('chaos: host-side state', () => {
       // 3. Writable again: the registry catches up with the pool.
       rmSync(stateDir);
       const last = await killAndRefill();
-      await eventually(() => (existsSync(registryPath) && registeredPids().join() === last.map((w) => w.pid).sort().join()) || undefined, 10_000);
+      await eventually(
+        () =>
+          (existsSync(registryPath) &&
+            registeredPids().join() ===
+              last
+                .map((w) => w.pid)
+                .sort()
+                .join()) ||
+          undefined,
+        10_000,
+      );
       expect(app.logs.some((line) => line.includes('the process registry is written again'))).toBe(true);
 
       const outcomes = await calls.stop();

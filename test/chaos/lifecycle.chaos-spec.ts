@@ -24,7 +24,14 @@ function post(app: SampleApp, path: string, body: unknown): Promise<Outcome> {
   const payload = JSON.stringify(body);
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port: app.port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+      {
+        host: '127.0.0.1',
+        port: app.port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -109,7 +116,13 @@ describe('chaos: host death', () => {
   it('a new host cleans up what a crashed run of its instance left, and nothing else', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'snakepit-chaos-state-'));
     const socketRoot = mkdtempSync(join(tmpdir(), 'snakepit-chaos-sock-'));
-    const env = { SNAKEPIT_POOL_SIZE: '2', SNAKEPIT_INSTANCE: 'chaos-leftovers', SNAKEPIT_STATE_DIR: stateDir, SNAKEPIT_SOCKET_DIR: socketRoot, SNAKEPIT_WATCHDOG: 'false' };
+    const env = {
+      SNAKEPIT_POOL_SIZE: '2',
+      SNAKEPIT_INSTANCE: 'chaos-leftovers',
+      SNAKEPIT_STATE_DIR: stateDir,
+      SNAKEPIT_SOCKET_DIR: socketRoot,
+      SNAKEPIT_WATCHDOG: 'false',
+    };
     // An unrelated Python process whose command line looks like a worker's.
     const decoy = spawn(
       join(REPO_ROOT, '.venv', 'bin', 'python'),
@@ -256,10 +269,14 @@ describe('chaos: workers dying and freezing', () => {
       const open = await execute(app, 'ping');
       expect([open.status, open.code]).toEqual([503, 'CIRCUIT_OPEN']);
       expect((await app.request('GET', '/api/pools')).body.pools[0].circuit).toBe('open');
-      const probe = await eventually(async () => {
-        const outcome = await execute(app, 'ping');
-        return outcome.status === 200 ? outcome : undefined;
-      }, 20_000, 250);
+      const probe = await eventually(
+        async () => {
+          const outcome = await execute(app, 'ping');
+          return outcome.status === 200 ? outcome : undefined;
+        },
+        20_000,
+        250,
+      );
       expect(probe.result).toBe('pong');
       expect((await app.request('GET', '/api/pools')).body.pools[0].circuit).toBe('closed');
       await readyWorkers(app, 2);
@@ -365,7 +382,12 @@ describe('chaos: graceful shutdown under load', () => {
 
 describe('recycling triggers', () => {
   it('recycles by request count and by TTL without failing a call', async () => {
-    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_MAX_REQUESTS_PER_WORKER: '5', SNAKEPIT_WORKER_TTL_MS: '2500', SNAKEPIT_LIFECYCLE_CHECK_MS: '200' });
+    const app = await startSampleApp({
+      SNAKEPIT_POOL_SIZE: '1',
+      SNAKEPIT_MAX_REQUESTS_PER_WORKER: '5',
+      SNAKEPIT_WORKER_TTL_MS: '2500',
+      SNAKEPIT_LIFECYCLE_CHECK_MS: '200',
+    });
     try {
       const seen = new Set<string>();
       for (let i = 0; i < 12; i++) {

@@ -95,7 +95,10 @@ describe('cluster mode (three nodes, one Redis)', () => {
     const writes = [a, b, c].flatMap((app, n) => Array.from({ length: 6 }, (_, i) => ({ app, key: `n${n}_${i}`, i })));
     const answers = await Promise.all(writes.map(({ app, key, i }) => put(app, sessionId, key, i)));
     for (const answer of answers) if (answer.status !== 200) expect(answer.body.error).toMatchObject({ code: 'SESSION_CONFLICT', details: { sessionId } });
-    const stored = writes.filter((_, j) => answers[j].status === 200).map(({ key }) => key).sort();
+    const stored = writes
+      .filter((_, j) => answers[j].status === 200)
+      .map(({ key }) => key)
+      .sort();
     expect(stored.length).toBeGreaterThan(0);
     const { body } = await a.request('GET', `/api/sessions/${sessionId}`);
     expect(Object.keys(body.state).sort()).toEqual(stored);
@@ -215,10 +218,14 @@ describe('cluster mode (three nodes, one Redis)', () => {
     const readiness = await a.request('GET', '/health/ready');
     expect(readiness.status).toBe(503);
     expect(readiness.body.error).toHaveProperty('sessions');
-    const remote = await eventually(async () => {
-      const answer = await a.execute('add', { a: 1, b: 2 }, { pool: 'inference' });
-      return answer.status === 503 ? answer : undefined;
-    }, DETECTION_WINDOW_MS, 50);
+    const remote = await eventually(
+      async () => {
+        const answer = await a.execute('add', { a: 1, b: 2 }, { pool: 'inference' });
+        return answer.status === 503 ? answer : undefined;
+      },
+      DETECTION_WINDOW_MS,
+      50,
+    );
     expect(remote.body.error).toMatchObject({ code: 'WORKER_UNAVAILABLE', details: { reason: 'redis_unreachable', pool: 'inference' } });
 
     await redis.resume();

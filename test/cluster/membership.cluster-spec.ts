@@ -18,7 +18,14 @@ describe('ClusterMembership', () => {
   const connections: RedisConnection[] = [];
 
   async function node(id: string, keyPrefix: string): Promise<{ membership: ClusterMembership; record: NodeRecord; departed: string[] }> {
-    const options = resolveClusterOptions({ redis: redis.url, secret: 'test-cluster-secret', nodeId: id, keyPrefix, heartbeatIntervalMs: 200, nodeTtlMs: NODE_TTL_MS });
+    const options = resolveClusterOptions({
+      redis: redis.url,
+      secret: 'test-cluster-secret',
+      nodeId: id,
+      keyPrefix,
+      heartbeatIntervalMs: 200,
+      nodeTtlMs: NODE_TTL_MS,
+    });
     const connection = new RedisConnection(options);
     connections.push(connection);
     await connection.onModuleInit();
@@ -56,8 +63,28 @@ describe('ClusterMembership', () => {
       void c.membership.heartbeat(c.record).catch(() => undefined);
     }, 100);
     try {
-      await eventually(() => (a.membership.livePeers().map((n) => n.id).join() === 'ccc' ? true : undefined), 5_000, 20);
-      await eventually(() => (c.membership.livePeers().map((n) => n.id).join() === 'a' ? true : undefined), 5_000, 20);
+      await eventually(
+        () =>
+          a.membership
+            .livePeers()
+            .map((n) => n.id)
+            .join() === 'ccc'
+            ? true
+            : undefined,
+        5_000,
+        20,
+      );
+      await eventually(
+        () =>
+          c.membership
+            .livePeers()
+            .map((n) => n.id)
+            .join() === 'a'
+            ? true
+            : undefined,
+        5_000,
+        20,
+      );
       expect(a.departed).toEqual(['bb lost']);
 
       await c.membership.leave();

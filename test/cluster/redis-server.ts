@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, freePort } from '../helpers/sample-app';
 
-const MISSING =
-  'redis-server is not on PATH: the cluster tests run a real Redis. Install it (Debian/Ubuntu: apt-get install -y redis-server); .ci/run does.';
+const MISSING = 'redis-server is not on PATH: the cluster tests run a real Redis. Install it (Debian/Ubuntu: apt-get install -y redis-server); .ci/run does.';
 
 /**
  * A throw-away redis-server on a free loopback port, persisting to an AOF in
@@ -38,10 +37,14 @@ export class RedisServer {
       { stdio: 'ignore' },
     );
     this.child = child;
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-      return (await ping(this.port)) || undefined;
-    }, 10_000, 50);
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
+        return (await ping(this.port)) || undefined;
+      },
+      10_000,
+      50,
+    );
   }
 
   /** Stops the server (SIGKILL: Redis vanishes the way a crashed host does); data written so far stays in the AOF. */

@@ -51,7 +51,10 @@ describe('RedisSessionStore', () => {
     expect(written).toEqual({ status: 'committed', version: 1 });
     expect(await nodeA.get('sess_semantics')).toMatchObject({ state: { a: '1', b: '"two"' }, version: 1, lastWorkerId: 'default-1' });
 
-    expect(await nodeA.commit('sess_semantics', delta({ c: '[3]' }, ['a']), { expectedVersion: 1, limits: roomy })).toEqual({ status: 'committed', version: 2 });
+    expect(await nodeA.commit('sess_semantics', delta({ c: '[3]' }, ['a']), { expectedVersion: 1, limits: roomy })).toEqual({
+      status: 'committed',
+      version: 2,
+    });
     expect(await nodeB.get('sess_semantics')).toMatchObject({ state: { b: '"two"', c: '[3]' }, version: 2, lastWorkerId: 'default-1' });
 
     const touched = await nodeB.touch('sess_semantics', 'default-2');
@@ -75,7 +78,9 @@ describe('RedisSessionStore', () => {
       status: 'committed',
       version: 1,
     });
-    expect(await nodeB.commit('sess_versions', delta({ n: '6', mine: 'true' }), { expectedVersion: snapshot.version, lastWorkerId: 'b-1', limits: roomy })).toEqual({
+    expect(
+      await nodeB.commit('sess_versions', delta({ n: '6', mine: 'true' }), { expectedVersion: snapshot.version, lastWorkerId: 'b-1', limits: roomy }),
+    ).toEqual({
       status: 'conflict',
       actualVersion: 1,
     });
@@ -177,6 +182,13 @@ describe('RedisSessionStore', () => {
     await redis.resume();
     const record = await eventually(() => nodeB.get('sess_outage').catch(() => undefined), 10_000);
     expect(record).toMatchObject({ state: { kept: 'true' }, version: 1 });
-    await eventually(() => nodeA.ping().then(() => true).catch(() => undefined), 10_000);
+    await eventually(
+      () =>
+        nodeA
+          .ping()
+          .then(() => true)
+          .catch(() => undefined),
+      10_000,
+    );
   });
 });

@@ -85,7 +85,9 @@ describe('snakepit CLI (built)', () => {
     expect(fixOf(stdout, 'grpcio')).toBe(`fix: ${python} -m pip install grpcio`);
     expect(line(stdout, 'protobuf')).toMatch(/^FAIL /);
     expect(line(stdout, 'snakepit_bridge')).toMatch(/^FAIL\s+snakepit_bridge\s+not importable/);
-    expect(fixOf(stdout, 'snakepit_bridge')).toMatch(/^fix: \S+ -m pip install snakepit_bridge-\d+\.\d+\.\d+-py3-none-any\.whl .* -m pip install <that checkout>\/python$/);
+    expect(fixOf(stdout, 'snakepit_bridge')).toMatch(
+      /^fix: \S+ -m pip install snakepit_bridge-\d+\.\d+\.\d+-py3-none-any\.whl .* -m pip install <that checkout>\/python$/,
+    );
     expect(line(stdout, 'stubs')).toMatch(/^SKIP /);
   });
 

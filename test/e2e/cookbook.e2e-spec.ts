@@ -52,7 +52,18 @@ describe('cookbook recipes', () => {
       .on('pool.checkout', 'pool.checkin')
       .subscribe((event) => slots.push(`${event.name}:${event.data.pool}`));
     const predictions = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => pools.execute<number[]>('predict', { rows: [[i, 0], [0, i]] }, { pool: 'models' })),
+      Array.from({ length: 8 }, (_, i) =>
+        pools.execute<number[]>(
+          'predict',
+          {
+            rows: [
+              [i, 0],
+              [0, i],
+            ],
+          },
+          { pool: 'models' },
+        ),
+      ),
     );
     subscription.unsubscribe();
     predictions.forEach(({ result }, i) => {
@@ -62,7 +73,9 @@ describe('cookbook recipes', () => {
     // Every call took a slot and gave it back.
     expect(slots.filter((s) => s === 'pool.checkout:models')).toHaveLength(8);
     expect(slots.filter((s) => s === 'pool.checkin:models')).toHaveLength(8);
-    const infos = await Promise.all([1, 2, 3].map(() => pools.execute<{ pid: number; loaded_at: number; coef: number[] }>('model_info', {}, { pool: 'models' })));
+    const infos = await Promise.all(
+      [1, 2, 3].map(() => pools.execute<{ pid: number; loaded_at: number; coef: number[] }>('model_info', {}, { pool: 'models' })),
+    );
     expect(new Set(infos.map((info) => `${info.result.pid}:${info.result.loaded_at}`)).size).toBe(1);
     expect(infos[0].result.coef.map((c) => Math.round(c))).toEqual([3, -2, 1]);
   });

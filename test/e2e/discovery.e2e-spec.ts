@@ -29,7 +29,12 @@ const REFLECTION_PROTOS = join(dirname(require.resolve('@grpc/reflection/package
 /** One request on a fresh ServerReflectionInfo stream (v1, or v1alpha that older clients use), and its answer. */
 function reflect(address: string, request: ReflectionRequest, version: 'v1' | 'v1alpha' = 'v1'): Promise<ReflectionResponse> {
   const service = `grpc.reflection.${version}.ServerReflection`;
-  const definition = loadSync(`grpc/reflection/${version}/reflection.proto`, { includeDirs: [REFLECTION_PROTOS], keepCase: true, oneofs: true, defaults: true });
+  const definition = loadSync(`grpc/reflection/${version}/reflection.proto`, {
+    includeDirs: [REFLECTION_PROTOS],
+    keepCase: true,
+    oneofs: true,
+    defaults: true,
+  });
   const Client = grpc.makeGenericClientConstructor(definition[service] as grpc.ServiceDefinition, service);
   const client = new Client(address, grpc.credentials.createInsecure());
   const open = client.ServerReflectionInfo as (options: grpc.CallOptions) => grpc.ClientDuplexStream<ReflectionRequest, ReflectionResponse>;
@@ -70,7 +75,16 @@ interface SchemaObject {
 interface OpenApiDocument {
   openapi: string;
   info: { title: string; version: string };
-  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref: string } }> }; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        requestBody?: { content: Record<string, { schema: { $ref: string } }> };
+        responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }>;
+      }
+    >
+  >;
   components: { schemas: Record<string, SchemaObject> };
 }
 

@@ -68,7 +68,11 @@ describe('errors over gRPC and HTTP, whatever their text and size', () => {
     const response = await app.execute('fail', { type: 'KeyError', message: '数据 café' });
     expect(response.status).toBe(500);
     expect(response.headers.get('content-type')).toContain('application/json');
-    expect(response.body.error).toMatchObject({ code: 'PYTHON_EXCEPTION', message: "KeyError: '数据 café'", python: { type: 'KeyError', message: "'数据 café'" } });
+    expect(response.body.error).toMatchObject({
+      code: 'PYTHON_EXCEPTION',
+      message: "KeyError: '数据 café'",
+      python: { type: 'KeyError', message: "'数据 café'" },
+    });
   });
 
   it('a huge validation error fits the metadata limit of a C-core client, cut and marked truncated; HTTP keeps it whole', async () => {
@@ -88,7 +92,12 @@ describe('errors over gRPC and HTTP, whatever their text and size', () => {
     expect(core.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(core.details).toBe(error.details);
     expect(core.metadata['snakepit-error-code']).toBe('INVALID_ARGUMENTS');
-    expect(bodyOf(core)).toMatchObject({ code: 'INVALID_ARGUMENTS', truncated: true, message: body.message, details: { pool: 'default', tool: 'add', parameters: ['a', 'b'] } });
+    expect(bodyOf(core)).toMatchObject({
+      code: 'INVALID_ARGUMENTS',
+      truncated: true,
+      message: body.message,
+      details: { pool: 'default', tool: 'add', parameters: ['a', 'b'] },
+    });
 
     const http = await app.execute('add', HUGE_INVALID_ARGS);
     expect(http.status).toBe(400);
@@ -99,7 +108,7 @@ describe('errors over gRPC and HTTP, whatever their text and size', () => {
   });
 
   it('a server stream that fails carries the same structured status', async () => {
-    const { messages, error } = await api.serverStream('ExecuteStream', { tool: 'count', argsJson: JSON.stringify({ n: 2, 'é': 1 }) });
+    const { messages, error } = await api.serverStream('ExecuteStream', { tool: 'count', argsJson: JSON.stringify({ n: 2, é: 1 }) });
     expect(messages).toEqual([]);
     expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error?.details).toBe(`invalid arguments for count: ${quotedPath('é')} is not a parameter`);
@@ -133,12 +142,19 @@ describe('public error bodies in production (exposeTracebacks off)', () => {
     const http = await app.execute('fail', { type: 'ValueError', message: 'café', chained: true });
     expect(http.status).toBe(500);
     expect(http.body.error).toEqual(expected);
-    const error = await api.unary('Execute', { tool: 'fail', argsJson: JSON.stringify({ type: 'ValueError', message: 'café', chained: true }) }).catch((e: grpc.ServiceError) => e);
+    const error = await api
+      .unary('Execute', { tool: 'fail', argsJson: JSON.stringify({ type: 'ValueError', message: 'café', chained: true }) })
+      .catch((e: grpc.ServiceError) => e);
     expect(error.code).toBe(grpc.status.INTERNAL);
     expect(errorBody(error)).toEqual(expected);
     const [worker] = await app.workers();
     const line = await eventually(() => app.logs.find((entry) => entry.includes('traceback hidden from the client') && entry.includes('inner cause')));
-    expect(JSON.parse(line)).toMatchObject({ worker_id: worker.id, pid: worker.pid, python_type: 'ValueError', traceback: expect.stringContaining('ValueError: café') });
+    expect(JSON.parse(line)).toMatchObject({
+      worker_id: worker.id,
+      pid: worker.pid,
+      python_type: 'ValueError',
+      traceback: expect.stringContaining('ValueError: café'),
+    });
   });
 
   it('refusals do not list the tools or pools there are', async () => {

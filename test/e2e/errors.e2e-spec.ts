@@ -54,7 +54,10 @@ describe('structured errors and hostile input', () => {
         sessionId: body.sessionId ?? '',
         timeoutMs: body.timeoutMs ?? 0,
       })
-      .then(() => undefined, (error: grpc.ServiceError) => error);
+      .then(
+        () => undefined,
+        (error: grpc.ServiceError) => error,
+      );
     expect(failure?.code).toBe(grpcStatus);
     expect(failure?.metadata.get('snakepit-error-code')).toEqual([code]);
     return http.body.error;
@@ -80,7 +83,7 @@ describe('structured errors and hostile input', () => {
 
   it('WORKER_CRASHED over HTTP and gRPC', async () => {
     await expectCode('WORKER_CRASHED', 502, grpc.status.UNAVAILABLE, { tool: 'crash' });
-    await eventually(async () => ((await app.workers()).filter((w) => w.state === 'ready').length === 2) || undefined);
+    await eventually(async () => (await app.workers()).filter((w) => w.state === 'ready').length === 2 || undefined);
   });
 
   it('QUEUE_TIMEOUT and QUEUE_FULL', async () => {

@@ -18,9 +18,7 @@ export function snakepitClient(address: string) {
   const client: grpc.Client & Record<string, any> = new pkg.snakepit.v1.Snakepit(address, grpc.credentials.createInsecure());
   const unary = <T = any>(method: string, request: object): Promise<T> =>
     new Promise((resolve, reject) =>
-      client[method](request, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, response: T) =>
-        error ? reject(error) : resolve(response),
-      ),
+      client[method](request, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, response: T) => (error ? reject(error) : resolve(response))),
     );
   /** A server-streaming call's messages, and the error it ended with (undefined when it ended well). */
   const serverStream = <T = any>(method: string, request: object): Promise<{ messages: T[]; error?: grpc.ServiceError }> =>

@@ -78,10 +78,15 @@ function serveApiDocs(app: NestFastifyApplication): void {
   const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
   const config = new DocumentBuilder()
     .setTitle('Snakepit sample app')
-    .setDescription('Python tools run by supervised worker pools. Every error answers the same body: `{ error: { code, numericCode, message, details, python? } }`.')
+    .setDescription(
+      'Python tools run by supervised worker pools. Every error answers the same body: `{ error: { code, numericCode, message, details, python? } }`.',
+    )
     .setVersion(version)
     .build();
-  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, config), { jsonDocumentUrl: 'api/docs-json', customSiteTitle: 'Snakepit sample app API' });
+  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, config), {
+    jsonDocumentUrl: 'api/docs-json',
+    customSiteTitle: 'Snakepit sample app API',
+  });
 }
 
 /**

@@ -26,12 +26,7 @@ export type {
 } from './telemetry/telemetry-events';
 export { ERROR_TABLE, type SnakepitErrorCode } from './errors/error-codes';
 export { SnakepitError, type PythonExceptionInfo, type PythonExceptionLink, type SnakepitErrorBody } from './errors/snakepit-error';
-export {
-  SnakepitExceptionFilter,
-  toGrpcStatus,
-  type SnakepitExceptionFilterOptions,
-  type SnakepitGrpcStatus,
-} from './errors/snakepit-exception.filter';
+export { SnakepitExceptionFilter, toGrpcStatus, type SnakepitExceptionFilterOptions, type SnakepitGrpcStatus } from './errors/snakepit-exception.filter';
 // The `cluster` option's type; cluster mode's code is in `@snakepit/nestjs/cluster` and loads only when it is set.
 export type { ClusterOptions } from './cluster/cluster-options';
 export { HostTool, type HostToolContext, type HostToolOptions, type HostToolParameter } from './host-tools/host-tool.decorator';

@@ -32,12 +32,19 @@ export class PythonErrorDto implements PythonFields {
   @ApiPropertyOptional({ description: 'Only when the app exposes tracebacks (EXPOSE_TRACEBACKS=true)' })
   traceback?: string;
 
-  @ApiPropertyOptional({ type: [PythonExceptionLinkDto], description: 'The exception chain (__cause__/__context__), outermost first; only with exposed tracebacks' })
+  @ApiPropertyOptional({
+    type: [PythonExceptionLinkDto],
+    description: 'The exception chain (__cause__/__context__), outermost first; only with exposed tracebacks',
+  })
   chain?: PythonExceptionLinkDto[];
 }
 
 export class ErrorDto implements ErrorFields {
-  @ApiProperty({ enum: Object.keys(ERROR_TABLE), enumName: 'SnakepitErrorCode', description: 'Stable string code (paths outside this document answer the same shape with HTTP_<status>)' })
+  @ApiProperty({
+    enum: Object.keys(ERROR_TABLE),
+    enumName: 'SnakepitErrorCode',
+    description: 'Stable string code (paths outside this document answer the same shape with HTTP_<status>)',
+  })
   code: SnakepitErrorCode;
 
   @ApiProperty({ type: 'integer', example: 1002 })

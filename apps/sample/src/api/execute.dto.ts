@@ -16,7 +16,7 @@ export class ExecuteRequestDto {
   @ApiPropertyOptional({ description: 'Pool to run on (default: the pool named default, else the first pool)', example: 'default' })
   pool?: string;
 
-  @ApiPropertyOptional({ description: "Run inside this session (POST /api/sessions): the tool sees and may change its state" })
+  @ApiPropertyOptional({ description: 'Run inside this session (POST /api/sessions): the tool sees and may change its state' })
   sessionId?: string;
 
   @ApiPropertyOptional({ description: "Budget of the whole call in ms, queue wait included (default: the pool's timeoutMs)", example: 5000 })

@@ -3,7 +3,11 @@ import type { CreateSessionOptions, SessionInfo } from '@snakepit/nestjs';
 
 /** The OpenAPI description of the session routes (the values are checked by SessionService). */
 export class CreateSessionDto implements CreateSessionOptions {
-  @ApiPropertyOptional({ description: "Lifetime in seconds, 1 to the module's sessions.maxTtlSeconds (default: sessions.defaultTtlSeconds)", type: 'integer', example: 600 })
+  @ApiPropertyOptional({
+    description: "Lifetime in seconds, 1 to the module's sessions.maxTtlSeconds (default: sessions.defaultTtlSeconds)",
+    type: 'integer',
+    example: 600,
+  })
   ttlSeconds?: number;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'Any JSON object, returned with the session', example: { user: 'u1' } })

@@ -69,9 +69,7 @@ export class SnakepitGrpcController {
   @GrpcMethod('Snakepit', 'ExecuteStream')
   executeStream(request: ExecuteRequest__Output): Observable<StreamChunk> {
     const args = parseJsonObject(request.argsJson, 'args_json');
-    return this.pools
-      .executeStream(request.tool, args, callOptions(request))
-      .pipe(map((chunk) => ({ dataJson: JSON.stringify(chunk.data), seq: chunk.seq })));
+    return this.pools.executeStream(request.tool, args, callOptions(request)).pipe(map((chunk) => ({ dataJson: JSON.stringify(chunk.data), seq: chunk.seq })));
   }
 
   @GrpcMethod('Snakepit', 'CreateSession')

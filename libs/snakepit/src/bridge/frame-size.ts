@@ -50,7 +50,12 @@ export function callSize(call: SizedCall): CallSize {
   const args = payloadBytes(call.args);
   const session = sessionBytes(call.session);
   const metadata = mapBytes(call.metadata);
-  return { args, session, metadata, total: MESSAGE_OVERHEAD + Buffer.byteLength(call.tool ?? '') + Buffer.byteLength(call.sessionId ?? '') + args + session + metadata };
+  return {
+    args,
+    session,
+    metadata,
+    total: MESSAGE_OVERHEAD + Buffer.byteLength(call.tool ?? '') + Buffer.byteLength(call.sessionId ?? '') + args + session + metadata,
+  };
 }
 
 /** An upper bound of one HostMessage's encoded size (for splitting frames at the limit). */

@@ -27,7 +27,10 @@ describe('WorkerChannel stream credit', () => {
     channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', 1 << 20);
     stream = new RecordingStream();
     (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
-    channel.open(() => undefined, () => undefined);
+    channel.open(
+      () => undefined,
+      () => undefined,
+    );
   });
 
   afterEach(() => channel.close('test over'));

@@ -28,7 +28,10 @@ describe('WorkerChannel frames', () => {
     channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', 1 << 20);
     stream = new RecordingStream();
     (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
-    channel.open(() => undefined, () => undefined);
+    channel.open(
+      () => undefined,
+      () => undefined,
+    );
   });
 
   afterEach(() => channel.close('test over'));
@@ -67,7 +70,10 @@ describe('WorkerChannel limits and breaks', () => {
     stream = new RecordingStream();
     brokenAt = [];
     (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
-    channel.open(() => brokenAt.push(`channel broken=${channel.isBroken}`), () => undefined);
+    channel.open(
+      () => brokenAt.push(`channel broken=${channel.isBroken}`),
+      () => undefined,
+    );
   });
 
   afterEach(() => channel.close('test over'));

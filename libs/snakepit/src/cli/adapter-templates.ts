@@ -12,7 +12,10 @@ export interface AdapterNames {
   className: string;
 }
 
-export const packageInit = ({ name, className }: AdapterNames): string => `"""The ${name} adapter package; Snakepit loads it as '${name}.adapter:${className}'."""
+export const packageInit = ({
+  name,
+  className,
+}: AdapterNames): string => `"""The ${name} adapter package; Snakepit loads it as '${name}.adapter:${className}'."""
 `;
 
 export const adapterModule = ({ name, className }: AdapterNames): string => `"""${className}: the Python tools behind a Snakepit pool.

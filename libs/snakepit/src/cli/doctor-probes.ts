@@ -99,8 +99,7 @@ export function isAttempt<T>(value: unknown, isValue: Guard<T>): value is Attemp
   return value.ok === true ? isValue(value.value) : value.ok === false && isString(value.error);
 }
 
-const isBridge = (value: unknown): value is { version: string; location: string } =>
-  isRecord(value) && isString(value.version) && isString(value.location);
+const isBridge = (value: unknown): value is { version: string; location: string } => isRecord(value) && isString(value.version) && isString(value.location);
 
 export function isEnvironmentAnswer(value: unknown): value is EnvironmentAnswer {
   if (!isRecord(value) || !isRecord(value.packages)) return false;

@@ -37,7 +37,11 @@ describe('doctor: what the interpreter reports', () => {
 
   it('fails a Python older than 3.11 and warns about a system-wide interpreter', () => {
     const checks = byName(environmentChecks({ ...healthy, version: [3, 10, 12], isolated: false, prefix: '/usr' }, '0.1.0'));
-    expect(checks.python).toMatchObject({ status: 'FAIL', message: '/app/.venv/bin/python: Python 3.10.12 is older than 3.11', fix: expect.stringContaining('venv') });
+    expect(checks.python).toMatchObject({
+      status: 'FAIL',
+      message: '/app/.venv/bin/python: Python 3.10.12 is older than 3.11',
+      fix: expect.stringContaining('venv'),
+    });
     expect(checks.virtualenv).toMatchObject({
       status: 'WARN',
       fix: `python3 -m venv .venv, then ${bridgeInstallCommand('.venv/bin/python', '0.1.0')}, and set the pool option python: '.venv/bin/python'`,
@@ -57,7 +61,8 @@ describe('doctor: what the interpreter reports', () => {
   });
 
   it('reports the error the stubs raise when protobuf cannot run them', () => {
-    const error = 'VersionError: Detected incompatible Protobuf Gencode/Runtime versions when loading snakepit/bridge/v1/bridge.proto: gencode 7.35.1 runtime 6.31.0.';
+    const error =
+      'VersionError: Detected incompatible Protobuf Gencode/Runtime versions when loading snakepit/bridge/v1/bridge.proto: gencode 7.35.1 runtime 6.31.0.';
     const checks = byName(environmentChecks({ ...healthy, stubs: { ok: false, error } }, '0.1.0'));
     expect(checks.stubs).toMatchObject({
       status: 'FAIL',
@@ -84,7 +89,9 @@ describe('doctor: what the interpreter reports', () => {
     expect(bridgeInstallCommand('/app/.venv/bin/python', '0.2.0')).toBe(
       '/app/.venv/bin/python -m pip install snakepit_bridge-0.2.0-py3-none-any.whl (in dist/packages/ after npm run pack in a Snakepit checkout), or /app/.venv/bin/python -m pip install <that checkout>/python',
     );
-    expect(bridgeInstallCommand('python3', '0.2.0', '--force-reinstall')).toMatch(/^python3 -m pip install --force-reinstall snakepit_bridge-0\.2\.0-py3-none-any\.whl .* python3 -m pip install --force-reinstall <that checkout>\/python$/);
+    expect(bridgeInstallCommand('python3', '0.2.0', '--force-reinstall')).toMatch(
+      /^python3 -m pip install --force-reinstall snakepit_bridge-0\.2\.0-py3-none-any\.whl .* python3 -m pip install --force-reinstall <that checkout>\/python$/,
+    );
   });
 
   it('accepts only answers of the expected shape', () => {
@@ -103,7 +110,12 @@ describe('doctor', () => {
 
   it('fails a missing interpreter with a fix and skips what depends on it', async () => {
     const checks = await runDoctor({ python: '/nonexistent/python', adapter: 'pkg.mod:Adapter' });
-    expect(checks[0]).toMatchObject({ name: 'python', status: 'FAIL', message: '/nonexistent/python: not found or not executable', fix: expect.stringContaining('--python') });
+    expect(checks[0]).toMatchObject({
+      name: 'python',
+      status: 'FAIL',
+      message: '/nonexistent/python: not found or not executable',
+      fix: expect.stringContaining('--python'),
+    });
     expect(checks.filter((check) => check.status === 'SKIP').map((check) => check.name)).toEqual([
       'virtualenv',
       'grpcio',

@@ -73,7 +73,11 @@ async function checkPython(python: string, adapter: string | undefined, expected
   const executable = findExecutable(python);
   if (!executable) {
     return [
-      fail('python', `${python}: not found or not executable`, `pass --python with the path of a Python ≥ ${MIN_PYTHON.join('.')}, or create a virtualenv here: python3 -m venv .venv`),
+      fail(
+        'python',
+        `${python}: not found or not executable`,
+        `pass --python with the path of a Python ≥ ${MIN_PYTHON.join('.')}, or create a virtualenv here: python3 -m venv .venv`,
+      ),
       ...skipAll('needs a working interpreter'),
     ];
   }
@@ -81,7 +85,11 @@ async function checkPython(python: string, adapter: string | undefined, expected
   if (!probe.ok || !isEnvironmentAnswer(probe.answer)) {
     const problem = probe.ok ? `its answer was not understood: ${JSON.stringify(probe.answer).slice(0, 200)}` : probe.problem;
     return [
-      fail('python', `${executable} does not run as a Python 3 interpreter: ${problem}`, `check that \`${executable} -c "print(1)"\` works, or pass --python naming another interpreter`),
+      fail(
+        'python',
+        `${executable} does not run as a Python 3 interpreter: ${problem}`,
+        `check that \`${executable} -c "print(1)"\` works, or pass --python naming another interpreter`,
+      ),
       ...skipAll('needs a working interpreter'),
     ];
   }
@@ -101,10 +109,18 @@ export function environmentChecks(answer: EnvironmentAnswer, expectedBridge: str
   const checks: Check[] = [
     recentEnough
       ? pass('python', `${python}: Python ${version}`)
-      : fail('python', `${python}: Python ${version} is older than ${MIN_PYTHON.join('.')}`, `install Python ≥ ${MIN_PYTHON.join('.')} and create a virtualenv with it (python3.12 -m venv .venv), then pass --python .venv/bin/python`),
+      : fail(
+          'python',
+          `${python}: Python ${version} is older than ${MIN_PYTHON.join('.')}`,
+          `install Python ≥ ${MIN_PYTHON.join('.')} and create a virtualenv with it (python3.12 -m venv .venv), then pass --python .venv/bin/python`,
+        ),
     answer.isolated
       ? pass('virtualenv', `isolated environment at ${answer.prefix}`)
-      : warn('virtualenv', `${python} is a system-wide interpreter (${answer.prefix}); packages installed for Snakepit mix with the system's`, `python3 -m venv .venv, then ${bridgeInstallCommand(VENV_PYTHON, expectedBridge)}, and set the pool option python: '${VENV_PYTHON}'`),
+      : warn(
+          'virtualenv',
+          `${python} is a system-wide interpreter (${answer.prefix}); packages installed for Snakepit mix with the system's`,
+          `python3 -m venv .venv, then ${bridgeInstallCommand(VENV_PYTHON, expectedBridge)}, and set the pool option python: '${VENV_PYTHON}'`,
+        ),
   ];
   for (const name of Object.keys(REQUIRED_PACKAGES) as RequiredPackage[]) {
     const result = answer.packages[name];
@@ -114,7 +130,13 @@ export function environmentChecks(answer: EnvironmentAnswer, expectedBridge: str
   if (!bridge.ok) {
     checks.push(fail('snakepit_bridge', `not importable: ${bridge.error}`, installBridge));
   } else if (bridge.value.version !== expectedBridge) {
-    checks.push(fail('snakepit_bridge', `version ${bridge.value.version} at ${bridge.value.location}, but @snakepit/nestjs ${expectedBridge} needs ${expectedBridge}`, installBridge));
+    checks.push(
+      fail(
+        'snakepit_bridge',
+        `version ${bridge.value.version} at ${bridge.value.location}, but @snakepit/nestjs ${expectedBridge} needs ${expectedBridge}`,
+        installBridge,
+      ),
+    );
   } else {
     checks.push(pass('snakepit_bridge', `${bridge.value.version} at ${bridge.value.location}`));
   }

@@ -106,7 +106,14 @@ function newAdapter(args: string[], output: Output): number {
 
 /** parseArgs' TypeError for a bad command line (checked by code: under Jest it comes from another realm's TypeError). */
 function isParseArgsError(error: unknown): error is { code: string; message: string } {
-  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS') && 'message' in error;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'code' in error &&
+    typeof error.code === 'string' &&
+    error.code.startsWith('ERR_PARSE_ARGS') &&
+    'message' in error
+  );
 }
 
 if (require.main === module) {

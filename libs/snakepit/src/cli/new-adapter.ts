@@ -6,7 +6,9 @@ import { bridgeInstallCommand, libraryVersion, VENV_PYTHON } from './doctor';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Python's hard keywords (keyword.kwlist): valid-looking identifiers that cannot name a module.
 const PYTHON_KEYWORDS = new Set(
-  'False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(' '),
+  'False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(
+    ' ',
+  ),
 );
 
 /** Why new-adapter wrote nothing: an invalid NAME or files already there. */

@@ -27,14 +27,22 @@ describe('checkSocketDir', () => {
   });
 
   it('fails a directory that does not exist or is a file', async () => {
-    expect(await checkSocketDir(join(base, 'missing'))).toMatchObject({ status: 'FAIL', message: expect.stringContaining('ENOENT'), fix: expect.stringContaining('--socket-dir') });
+    expect(await checkSocketDir(join(base, 'missing'))).toMatchObject({
+      status: 'FAIL',
+      message: expect.stringContaining('ENOENT'),
+      fix: expect.stringContaining('--socket-dir'),
+    });
     writeFileSync(join(base, 'file'), '');
     expect(await checkSocketDir(join(base, 'file'))).toMatchObject({ status: 'FAIL', message: `${join(base, 'file')} is not a directory` });
   });
 
   it('fails a world-writable directory without the sticky bit, and accepts one with it', async () => {
     chmodSync(base, 0o777);
-    expect(await checkSocketDir(base)).toMatchObject({ status: 'FAIL', message: expect.stringContaining('no sticky bit'), fix: `chmod +t ${base}, or pass --socket-dir naming a directory only you can write` });
+    expect(await checkSocketDir(base)).toMatchObject({
+      status: 'FAIL',
+      message: expect.stringContaining('no sticky bit'),
+      fix: `chmod +t ${base}, or pass --socket-dir naming a directory only you can write`,
+    });
     chmodSync(base, 0o1777);
     expect((await checkSocketDir(base)).status).toBe('PASS');
   });

@@ -78,12 +78,8 @@ export const clusterProviders: Provider[] = [
   {
     provide: SNAKEPIT_REMOTE_POOLS,
     inject: [SNAKEPIT_CLUSTER_OPTIONS, CLUSTER_CLASSES, CLUSTER_MEMBERSHIP, CLUSTER_CLIENT],
-    useFactory: (
-      cluster: Maybe<ResolvedClusterOptions>,
-      classes: Maybe<Classes>,
-      membership: Maybe<ClusterMembership>,
-      client: Maybe<ClusterClient>,
-    ) => cluster && new classes!.RemotePoolRouter(cluster, membership!, client!),
+    useFactory: (cluster: Maybe<ResolvedClusterOptions>, classes: Maybe<Classes>, membership: Maybe<ClusterMembership>, client: Maybe<ClusterClient>) =>
+      cluster && new classes!.RemotePoolRouter(cluster, membership!, client!),
   },
   {
     provide: CLUSTER_SERVER,

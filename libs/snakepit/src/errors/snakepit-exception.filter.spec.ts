@@ -23,7 +23,11 @@ import {
 /** What the worker pool adds to an error: the public part (pool, tool, session) and the internals. */
 const CALL_CONTEXT = { pool: 'default', tool: 'fail', sessionId: 'sess_1', workerId: 'default-3', pid: 4242, requestId: 17 };
 
-function pythonError(type: string, message: string, traceback = `Traceback (most recent call last):\n  File "tool.py", line 1\n${type}: ${message}\n`): SnakepitError {
+function pythonError(
+  type: string,
+  message: string,
+  traceback = `Traceback (most recent call last):\n  File "tool.py", line 1\n${type}: ${message}\n`,
+): SnakepitError {
   const python: PythonExceptionInfo = { type, message, traceback, chain: [{ type: 'KeyError', message: "'secret inner detail'", relation: 'cause' }] };
   return new SnakepitError('PYTHON_EXCEPTION', `${type}: ${message}`, { details: CALL_CONTEXT, python });
 }
@@ -177,7 +181,11 @@ describe.each([false, true])('SnakepitExceptionFilter over gRPC (exposeTraceback
     await server?.close();
   });
 
-  const fail = (tool: string) => api.unary('Execute', { tool }).then(() => undefined, (error: ServiceError) => error);
+  const fail = (tool: string) =>
+    api.unary('Execute', { tool }).then(
+      () => undefined,
+      (error: ServiceError) => error,
+    );
 
   it.each([
     ['accents', 'ValueError', 'café introuvable'],
@@ -191,7 +199,12 @@ describe.each([false, true])('SnakepitExceptionFilter over gRPC (exposeTraceback
     const body = errorBody(error!);
     if (exposeTracebacks) {
       expect(body.details).toEqual(CALL_CONTEXT);
-      expect(body.python).toEqual({ type, message, chain: [{ type: 'KeyError', message: "'secret inner detail'", relation: 'cause' }], traceback: expect.stringContaining(`${type}: ${message}`) });
+      expect(body.python).toEqual({
+        type,
+        message,
+        chain: [{ type: 'KeyError', message: "'secret inner detail'", relation: 'cause' }],
+        traceback: expect.stringContaining(`${type}: ${message}`),
+      });
     } else {
       expect(body).toEqual(publicPythonBody(type, message));
     }
@@ -263,7 +276,12 @@ describe('fitBody', () => {
   it('cuts the traceback to its end, then the chain, the messages, the largest details, and the rest last', () => {
     const error = new SnakepitError('PYTHON_EXCEPTION', 'm'.repeat(5000), {
       details: { small: 1, big: 'b'.repeat(5000) },
-      python: { type: 'ValueError', message: 'p'.repeat(5000), traceback: 't'.repeat(5000), chain: [{ type: 'KeyError', message: 'c'.repeat(5000), relation: 'cause' }] },
+      python: {
+        type: 'ValueError',
+        message: 'p'.repeat(5000),
+        traceback: 't'.repeat(5000),
+        chain: [{ type: 'KeyError', message: 'c'.repeat(5000), relation: 'cause' }],
+      },
     });
     const body = error.toBody({ exposeTracebacks: true });
     const fitted = (maxBytes: number) => {
@@ -272,7 +290,11 @@ describe('fitBody', () => {
       expect(result.error).toMatchObject({ code: 'PYTHON_EXCEPTION', truncated: true });
       return result.error;
     };
-    expect(fitted(24_000)).toMatchObject({ message: body.error.message, details: body.error.details, python: { traceback: expect.stringMatching(/^…t+$/), chain: body.error.python?.chain } });
+    expect(fitted(24_000)).toMatchObject({
+      message: body.error.message,
+      details: body.error.details,
+      python: { traceback: expect.stringMatching(/^…t+$/), chain: body.error.python?.chain },
+    });
     expect(fitted(18_000)).toMatchObject({ message: body.error.message, details: body.error.details });
     expect(fitted(18_000).python).toEqual({ type: 'ValueError', message: 'p'.repeat(5000) });
     expect(fitted(12_000)).toMatchObject({ message: expect.stringMatching(/^m{2000,3000}…$/), details: body.error.details });
@@ -325,7 +347,20 @@ describe('SnakepitExceptionFilter outside HTTP', () => {
   });
 
   it('hides every internal detail key without exposeTracebacks and shows them all with it', () => {
-    const internals = { workerId: 'w', pid: 1, requestId: 2, available: ['a'], pools: ['p'], workers: ['w'], output: ['line'], python: '/usr/bin/python3', tried: ['n1'], operation: 'session.get', grpcCode: 14, hostType: 'TypeError' };
+    const internals = {
+      workerId: 'w',
+      pid: 1,
+      requestId: 2,
+      available: ['a'],
+      pools: ['p'],
+      workers: ['w'],
+      output: ['line'],
+      python: '/usr/bin/python3',
+      tried: ['n1'],
+      operation: 'session.get',
+      grpcCode: 14,
+      hostType: 'TypeError',
+    };
     const error = new SnakepitError('WORKER_UNAVAILABLE', 'no', { details: { pool: 'p', tool: 't', reason: 'node_lost', node: 'n1', ...internals } });
     expect(error.toBody({ exposeTracebacks: false }).error.details).toEqual({ pool: 'p', tool: 't', reason: 'node_lost', node: 'n1' });
     expect(error.toBody({ exposeTracebacks: true }).error.details).toEqual(error.details);

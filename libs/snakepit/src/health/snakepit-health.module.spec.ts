@@ -34,7 +34,10 @@ const sessions = { ping: jest.fn<Promise<void>, []>() };
 
 @Global()
 @Module({
-  providers: [{ provide: PoolService, useValue: pools }, { provide: SessionService, useValue: sessions }],
+  providers: [
+    { provide: PoolService, useValue: pools },
+    { provide: SessionService, useValue: sessions },
+  ],
   exports: [PoolService, SessionService],
 })
 class FakeSnakepitModule {}

@@ -86,9 +86,13 @@ export class HostToolRegistry implements OnModuleInit {
       });
     }
     if (context.depth > this.options.maxHostCallDepth) {
-      throw new SnakepitError('RESOURCE_EXHAUSTED', `Host tool ${tool} called at depth ${context.depth}: Python <-> host recursion is limited to ${this.options.maxHostCallDepth}`, {
-        details: { tool, depth: context.depth, maxHostCallDepth: this.options.maxHostCallDepth },
-      });
+      throw new SnakepitError(
+        'RESOURCE_EXHAUSTED',
+        `Host tool ${tool} called at depth ${context.depth}: Python <-> host recursion is limited to ${this.options.maxHostCallDepth}`,
+        {
+          details: { tool, depth: context.depth, maxHostCallDepth: this.options.maxHostCallDepth },
+        },
+      );
     }
     // A longer budget would fire at once (Node runs timers over MAX_TIMER_MS after 1 ms). Clamping changes
     // nothing else: the Python call that asked has a budget within MAX_TIMER_MS, and its end aborts this one.

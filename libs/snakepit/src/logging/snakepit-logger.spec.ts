@@ -43,7 +43,9 @@ describe('SnakepitLogger', () => {
     new SnakepitLogger('Snakepit').error(CRASH);
     expect(written.stdout).toEqual([]);
     expect(written.stderr).toHaveLength(1);
-    expect(written.stderr[0]).toMatch(/^\[Nest\] \d+ {2}- .+ {3}ERROR \[Snakepit\] worker died; replacing it pool=default worker_id=default-3 pid=4242 reason=exit exit_code=1 signal=null\n$/);
+    expect(written.stderr[0]).toMatch(
+      /^\[Nest\] \d+ {2}- .+ {3}ERROR \[Snakepit\] worker died; replacing it pool=default worker_id=default-3 pid=4242 reason=exit exit_code=1 signal=null\n$/,
+    );
   });
 
   it('writes one line per event with a ConsoleLogger the app installed, at each level', () => {
@@ -73,7 +75,16 @@ describe('SnakepitLogger', () => {
     new SnakepitLogger('Snakepit').error(CRASH);
     new SnakepitLogger('Snakepit').debug({ msg: 'worker ready', pool: 'default', start_ms: 12 });
     expect(pinoLines).toEqual([
-      expect.objectContaining({ level: 50, context: 'Snakepit', msg: 'worker died; replacing it', pool: 'default', worker_id: 'default-3', pid: 4242, exit_code: 1, signal: null }),
+      expect.objectContaining({
+        level: 50,
+        context: 'Snakepit',
+        msg: 'worker died; replacing it',
+        pool: 'default',
+        worker_id: 'default-3',
+        pid: 4242,
+        exit_code: 1,
+        signal: null,
+      }),
       expect.objectContaining({ level: 20, context: 'Snakepit', msg: 'worker ready', start_ms: 12 }),
     ]);
     expect(pinoLines[0]).not.toHaveProperty('recycling');

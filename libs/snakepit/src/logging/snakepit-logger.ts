@@ -35,7 +35,10 @@ const writers = new WeakMap<ConsoleLogger, LoggerService>();
 function lineWriter(target: ConsoleLogger): LoggerService {
   let writer = writers.get(target);
   if (!writer) {
-    const write = (level: LogLevel) => (message: unknown, ...params: unknown[]) => target[level](formatLogLine(message), ...params);
+    const write =
+      (level: LogLevel) =>
+      (message: unknown, ...params: unknown[]) =>
+        target[level](formatLogLine(message), ...params);
     writer = Object.fromEntries(LOG_LEVELS.map((level) => [level, write(level)])) as Record<LogLevel, ReturnType<typeof write>>;
     writers.set(target, writer);
   }

@@ -86,7 +86,10 @@ export function defaultInstanceName(entry: string | undefined = process.argv[1],
     }
   };
   const script = entry ? real(resolve(cwd, entry)) : '';
-  return `app-${createHash('sha256').update(`${script}\0${real(cwd)}`).digest('hex').slice(0, 8)}`;
+  return `app-${createHash('sha256')
+    .update(`${script}\0${real(cwd)}`)
+    .digest('hex')
+    .slice(0, 8)}`;
 }
 
 /**

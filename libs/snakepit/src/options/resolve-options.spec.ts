@@ -15,7 +15,15 @@ function problemsOf(fn: () => unknown): string[] {
 describe('resolveOptions', () => {
   it('applies defaults and resolves the interpreter', () => {
     const resolved = resolveOptions({ python, pools: [{ name: 'default', size: 2, adapter: 'pkg.mod:Adapter' }] });
-    expect(resolved.pools[0]).toMatchObject({ name: 'default', size: 2, profile: 'process', capacityPerWorker: 1, timeoutMs: 30_000, maxQueueSize: 1000, python });
+    expect(resolved.pools[0]).toMatchObject({
+      name: 'default',
+      size: 2,
+      profile: 'process',
+      capacityPerWorker: 1,
+      timeoutMs: 30_000,
+      maxQueueSize: 1000,
+      python,
+    });
     const threaded = resolveOptions({ python, pools: [{ name: 't', size: 1, adapter: 'a:B', profile: 'thread', threadsPerWorker: 8 }] });
     expect(threaded.pools[0].capacityPerWorker).toBe(8);
     expect(resolved.transport).toBe('unix');
@@ -46,9 +54,7 @@ describe('resolveOptions', () => {
 
   it('refuses an empty pool list and duplicate names', () => {
     expect(problemsOf(() => resolveOptions({ pools: [] }))[0]).toMatch(/at least one pool/);
-    const problems = problemsOf(() =>
-      resolveOptions({ python, pools: [1, 2].map(() => ({ name: 'same', size: 1, adapter: 'a:B' })) }),
-    );
+    const problems = problemsOf(() => resolveOptions({ python, pools: [1, 2].map(() => ({ name: 'same', size: 1, adapter: 'a:B' })) }));
     expect(problems).toEqual(['pools[1] (same).name is used by another pool']);
   });
 });

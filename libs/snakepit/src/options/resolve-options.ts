@@ -1,6 +1,14 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { CIRCUIT_BREAKER_DEFAULTS, DEFAULT_INHERITED_ENV, defaultInstanceName, defaultStateDir, MODULE_DEFAULTS, POOL_DEFAULTS, SESSION_DEFAULTS } from './defaults';
+import {
+  CIRCUIT_BREAKER_DEFAULTS,
+  DEFAULT_INHERITED_ENV,
+  defaultInstanceName,
+  defaultStateDir,
+  MODULE_DEFAULTS,
+  POOL_DEFAULTS,
+  SESSION_DEFAULTS,
+} from './defaults';
 import type { ClusterOptions } from '../cluster/cluster-options';
 import type { CircuitBreakerOptions, PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
 
@@ -44,7 +52,12 @@ const ADAPTER = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
 
 /** Finds an executable the way a shell would; returns undefined when there is none. */
 export function findExecutable(command: string, pathVariable = process.env.PATH ?? ''): string | undefined {
-  const candidates = command.includes('/') ? [command] : pathVariable.split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+  const candidates = command.includes('/')
+    ? [command]
+    : pathVariable
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(dir, command));
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
@@ -72,7 +85,9 @@ export const MAX_TIMER_MS = 2_147_483_647;
 /** A duration the host waits with a timer, so at most MAX_TIMER_MS (about 24.8 days). */
 function milliseconds(problems: string[], where: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0 || value > MAX_TIMER_MS) {
-    problems.push(`${where} must be an integer between 1 and ${MAX_TIMER_MS} ms (about 24.8 days: a Node timer cannot wait longer) (got ${JSON.stringify(value)})`);
+    problems.push(
+      `${where} must be an integer between 1 and ${MAX_TIMER_MS} ms (about 24.8 days: a Node timer cannot wait longer) (got ${JSON.stringify(value)})`,
+    );
   }
 }
 
@@ -138,7 +153,8 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     if (resolved.circuitBreaker) {
       const breaker = resolved.circuitBreaker;
       for (const key of Object.keys(pool?.circuitBreaker || {})) {
-        if (!(key in CIRCUIT_BREAKER_DEFAULTS)) problems.push(`${where}.circuitBreaker.${key} is not a breaker option (known: ${Object.keys(CIRCUIT_BREAKER_DEFAULTS).join(', ')})`);
+        if (!(key in CIRCUIT_BREAKER_DEFAULTS))
+          problems.push(`${where}.circuitBreaker.${key} is not a breaker option (known: ${Object.keys(CIRCUIT_BREAKER_DEFAULTS).join(', ')})`);
       }
       if (typeof breaker.failureRate !== 'number' || !(breaker.failureRate > 0 && breaker.failureRate < 1)) {
         problems.push(`${where}.circuitBreaker.failureRate must be a number between 0 and 1, exclusive (got ${JSON.stringify(breaker.failureRate)})`);

@@ -58,12 +58,7 @@ describe('time budgets within what a Node timer can wait', () => {
         stopGraceMs: MAX_TIMER_MS + 1,
       }),
     );
-    expect(problems.map((problem) => problem.split(' ')[0])).toEqual([
-      'pools[0]',
-      'sessions.sweepIntervalMs',
-      'drainTimeoutMs',
-      'stopGraceMs',
-    ]);
+    expect(problems.map((problem) => problem.split(' ')[0])).toEqual(['pools[0]', 'sessions.sweepIntervalMs', 'drainTimeoutMs', 'stopGraceMs']);
     expect(problems[0]).toMatch(/^pools\[0\] \(p\)\.circuitBreaker\.resetTimeoutMs must be an integer between 1 and 2147483647 ms/);
   });
 

@@ -87,8 +87,12 @@ export class PoolBreaker {
 
   private openError(): SnakepitError {
     const { resetTimeoutMs } = this.config.circuitBreaker || {};
-    return new SnakepitError('CIRCUIT_OPEN', `Pool ${this.config.name}: the circuit is open after most calls found the pool broken; calls fail fast until a probe succeeds`, {
-      details: { pool: this.config.name, resetTimeoutMs },
-    });
+    return new SnakepitError(
+      'CIRCUIT_OPEN',
+      `Pool ${this.config.name}: the circuit is open after most calls found the pool broken; calls fail fast until a probe succeeds`,
+      {
+        details: { pool: this.config.name, resetTimeoutMs },
+      },
+    );
   }
 }

@@ -1,11 +1,4 @@
-import {
-  Inject,
-  Injectable,
-  Optional,
-  type BeforeApplicationShutdown,
-  type OnApplicationShutdown,
-  type OnModuleInit,
-} from '@nestjs/common';
+import { Inject, Injectable, Optional, type BeforeApplicationShutdown, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { Observable } from 'rxjs';
 import type { SessionState } from '../bridge/generated/snakepit/bridge/v1/SessionState';
@@ -122,7 +115,10 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
   ) {
     for (const config of options.pools) {
       const launcher = new ProcessLauncher(config, runtime, telemetry, this.logger, options.stopGraceMs, hostTools);
-      this.pools.set(config.name, new WorkerPool({ config, launcher, telemetry, logger: this.logger, sampleRss: processGroupRss, stopGraceMs: options.stopGraceMs }));
+      this.pools.set(
+        config.name,
+        new WorkerPool({ config, launcher, telemetry, logger: this.logger, sampleRss: processGroupRss, stopGraceMs: options.stopGraceMs }),
+      );
     }
     // In a cluster `default` may live on another node.
     this.defaultPool = this.pools.has('default') || remote ? 'default' : options.pools[0].name;
@@ -280,13 +276,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
   }
 
   /** One span per call (a no-op without an OpenTelemetry SDK); its context travels to Python in the metadata. */
-  private run<T>(
-    tool: string,
-    args: unknown,
-    options: ExecuteOptions,
-    stream: boolean,
-    onChunk?: ChunkSink,
-  ): Promise<ExecuteResult<T>> {
+  private run<T>(tool: string, args: unknown, options: ExecuteOptions, stream: boolean, onChunk?: ChunkSink): Promise<ExecuteResult<T>> {
     return this.tracer.trace({ pool: options.pool ?? this.defaultPool, tool, sessionId: options.sessionId, stream, metadata: options.metadata }, (metadata) =>
       this.runCall<T>(tool, args, options, metadata, stream, onChunk),
     );
@@ -355,7 +345,12 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
           call.timeoutMs = timeoutMs - (performance.now() - started);
           const idempotent = options.idempotent || pool.tools().some((spec) => spec.name === tool && spec.idempotent);
           if (stream || !idempotent || call.timeoutMs < 1) return undefined;
-          this.logger.warn({ msg: 'session changed while an idempotent call ran; running it again on the new state', pool: poolName, tool, session_id: held.sessionId });
+          this.logger.warn({
+            msg: 'session changed while an idempotent call ran; running it again on the new state',
+            pool: poolName,
+            tool,
+            session_id: held.sessionId,
+          });
           const fresh = await held.refresh();
           call.session = toSessionState(fresh.state, fresh.version);
           call.preferWorkerId = fresh.lastWorkerId;

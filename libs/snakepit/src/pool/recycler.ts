@@ -126,7 +126,13 @@ export class Recycler {
       if (workerTtlMs > 0 && Date.now() - worker.startedAt >= workerTtlMs) {
         void this.recycle(worker, 'ttl');
       } else if (memoryThresholdMb > 0 && rssBytes !== undefined && rssBytes > memoryThresholdMb * 1024 * 1024) {
-        this.logger.warn({ msg: 'worker above its memory threshold; recycling it', pool: this.name, worker_id: worker.id, pid: worker.pid, rss_bytes: rssBytes });
+        this.logger.warn({
+          msg: 'worker above its memory threshold; recycling it',
+          pool: this.name,
+          worker_id: worker.id,
+          pid: worker.pid,
+          rss_bytes: rssBytes,
+        });
         void this.recycle(worker, 'memory');
       }
     }

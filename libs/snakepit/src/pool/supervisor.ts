@@ -196,7 +196,13 @@ export class Supervisor {
   private startFailed(workerId: string, error: SnakepitError): SnakepitError {
     this.telemetry.emit('worker.start_failed', { pool: this.name, workerId, reason: error.message });
     if (!this.closing) {
-      this.logger.error({ msg: 'worker failed to start; retrying after a backoff', pool: this.name, worker_id: workerId, error: error.message, details: error.details });
+      this.logger.error({
+        msg: 'worker failed to start; retrying after a backoff',
+        pool: this.name,
+        worker_id: workerId,
+        error: error.message,
+        details: error.details,
+      });
       this.recordFailure();
     }
     return error;

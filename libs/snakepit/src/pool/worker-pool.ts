@@ -89,7 +89,9 @@ export class WorkerPool {
     if (this.supervisor.crashLooping && this.supervisor.serving().next().done) {
       // Waiting in the queue would only end in a timeout: say why at once.
       return Promise.reject(
-        new SnakepitError('WORKER_UNAVAILABLE', `Pool ${this.name} has no ready worker: it is crash-looping`, { details: { pool: this.name, crashLooping: true } }),
+        new SnakepitError('WORKER_UNAVAILABLE', `Pool ${this.name} has no ready worker: it is crash-looping`, {
+          details: { pool: this.name, crashLooping: true },
+        }),
       );
     }
     return this.scheduler.submit(call);
@@ -183,6 +185,16 @@ function tooLarge(call: PoolCall, size: CallSize, maxPayloadBytes: number): Snak
   return new SnakepitError(
     'PAYLOAD_TOO_LARGE',
     `Call to ${call.tool} is ${size.total} bytes (arguments ${size.args}, session ${size.session}, metadata ${size.metadata}); the pool's maxPayloadBytes is ${maxPayloadBytes}`,
-    { details: { tool: call.tool, bytes: size.total, argsBytes: size.args, sessionBytes: size.session, metadataBytes: size.metadata, maxBytes: maxPayloadBytes, option: 'maxPayloadBytes' } },
+    {
+      details: {
+        tool: call.tool,
+        bytes: size.total,
+        argsBytes: size.args,
+        sessionBytes: size.session,
+        metadataBytes: size.metadata,
+        maxBytes: maxPayloadBytes,
+        option: 'maxPayloadBytes',
+      },
+    },
   );
 }

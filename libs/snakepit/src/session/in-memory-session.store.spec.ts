@@ -5,7 +5,7 @@ const roomy: SessionLimits = { maxBytes: 1024 * 1024, maxKeys: 1024 };
 const set = (entries: Record<string, string>) => sessionState(Object.entries(entries));
 
 describe('InMemorySessionStore', () => {
-  it('merges blind deltas key by key so concurrent writers keep each other\'s keys; every change bumps the version', async () => {
+  it("merges blind deltas key by key so concurrent writers keep each other's keys; every change bumps the version", async () => {
     const store = new InMemorySessionStore();
     await store.create({ id: 's1', ttlSeconds: 60, metadata: { user: 'u' } });
     await Promise.all([

@@ -180,7 +180,12 @@ describe('SessionService: caps and keys', () => {
   it('keeps __proto__ as a plain key from put to get', async () => {
     const sessions = setUp();
     const { sessionId } = await sessions.create();
-    const changes = { set: Object.fromEntries([['__proto__', { admin: true }], ['x', 1]]) };
+    const changes = {
+      set: Object.fromEntries([
+        ['__proto__', { admin: true }],
+        ['x', 1],
+      ]),
+    };
     await sessions.put(sessionId, changes);
     const { state } = await sessions.get(sessionId);
     expect(Object.keys(state).sort()).toEqual(['__proto__', 'x']);

@@ -240,15 +240,18 @@ export class SessionService implements OnModuleInit, OnApplicationShutdown {
           resolve(this.releaser(sessionId));
         },
       };
-      const timer = setTimeout(() => {
-        done();
-        const waitedMs = Date.now() - startedAt;
-        reject(
-          new SnakepitError('TIMEOUT', `Call to ${tool ?? 'a tool'} timed out after ${waitedMs} ms while waiting for its session's turn`, {
-            details: { pool: options.pool, tool, sessionId, timeoutMs: options.timeoutMs, phase: 'session' },
-          }),
-        );
-      }, Math.max(0, options.timeoutMs));
+      const timer = setTimeout(
+        () => {
+          done();
+          const waitedMs = Date.now() - startedAt;
+          reject(
+            new SnakepitError('TIMEOUT', `Call to ${tool ?? 'a tool'} timed out after ${waitedMs} ms while waiting for its session's turn`, {
+              details: { pool: options.pool, tool, sessionId, timeoutMs: options.timeoutMs, phase: 'session' },
+            }),
+          );
+        },
+        Math.max(0, options.timeoutMs),
+      );
       const onAbort = () => {
         done();
         reject(cancelled(sessionId, tool));
@@ -278,11 +281,7 @@ export class SessionService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** One version-checked, capped commit, its refusals turned into errors; resolves with the new version. */
-  private async write(
-    sessionId: string,
-    delta: SessionDelta,
-    call: { expectedVersion?: number; lastWorkerId?: string; ttlSeconds?: number },
-  ): Promise<number> {
+  private async write(sessionId: string, delta: SessionDelta, call: { expectedVersion?: number; lastWorkerId?: string; ttlSeconds?: number }): Promise<number> {
     const limits: SessionLimits = { maxBytes: this.options.sessions.maxBytes, maxKeys: this.options.sessions.maxKeys };
     const result = await this.store.commit(sessionId, delta, { expectedVersion: call.expectedVersion, lastWorkerId: call.lastWorkerId, limits });
     switch (result.status) {

@@ -23,7 +23,8 @@ function sleeper(env: Record<string, string> = {}): ChildProcess {
   return spawn('sleep', ['30'], { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH, ...env } });
 }
 
-const exitOf = (child: ChildProcess) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+const exitOf = (child: ChildProcess) =>
+  new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));
 
 /** The registry a dead host of run `runId` would have left. */
 function leftRegistry(runId: string, workers: ChildProcess[], socketDir?: string): RegistryContents {
@@ -151,7 +152,9 @@ describe('ProcessRegistry', () => {
     children.push(child);
     expect(() => registry.add(child.pid!, 'w-1')).not.toThrow();
     expect(readFileSync(victim, 'utf8')).toBe('precious');
-    expect(logger.warnings).toEqual([expect.objectContaining({ msg: expect.stringContaining('could not write the process registry'), reason: expect.stringContaining('EEXIST') })]);
+    expect(logger.warnings).toEqual([
+      expect.objectContaining({ msg: expect.stringContaining('could not write the process registry'), reason: expect.stringContaining('EEXIST') }),
+    ]);
     jest.restoreAllMocks();
 
     // A symlink at the registry path itself: rename replaces the link, the target is untouched.

@@ -134,7 +134,12 @@ export function readRegistry(path: string): RegistryContents | undefined {
     if (fstatSync(fd).size > MAX_REGISTRY_BYTES) return undefined;
     const parsed = JSON.parse(readFileSync(fd, 'utf8')) as RegistryContents;
     const valid =
-      typeof parsed === 'object' && parsed !== null && typeof parsed.runId === 'string' && isRegisteredProcess(parsed.host) && Array.isArray(parsed.workers) && parsed.workers.every(isRegisteredProcess);
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      typeof parsed.runId === 'string' &&
+      isRegisteredProcess(parsed.host) &&
+      Array.isArray(parsed.workers) &&
+      parsed.workers.every(isRegisteredProcess);
     return valid ? parsed : undefined;
   } catch {
     return undefined;
@@ -240,9 +245,7 @@ export class ProcessRegistry {
     if (previous) {
       // A live owner, even this very process (a second Snakepit module in one app), is never cleaned up after.
       if (previous.runId !== this.runId && isSameProcess(previous.host)) {
-        throw new Error(
-          `Another live Snakepit host (pid ${previous.host.pid}, run ${previous.runId}) owns ${this.path}; give each its own instanceName`,
-        );
+        throw new Error(`Another live Snakepit host (pid ${previous.host.pid}, run ${previous.runId}) owns ${this.path}; give each its own instanceName`);
       }
       killed.push(...cleanUpRun(previous, this.options.socketBase));
     }
@@ -281,7 +284,12 @@ export class ProcessRegistry {
       writeFileAtomically(this.path, JSON.stringify(contents));
     } catch (error) {
       this.failedWrites++;
-      this.warn('write_failed', { msg: 'could not write the process registry; leftover cleanup after a crash may miss workers', path: this.path, reason: (error as Error).message, failed_writes: this.failedWrites });
+      this.warn('write_failed', {
+        msg: 'could not write the process registry; leftover cleanup after a crash may miss workers',
+        path: this.path,
+        reason: (error as Error).message,
+        failed_writes: this.failedWrites,
+      });
       return;
     }
     if (this.failedWrites > 0) {

@@ -14,7 +14,8 @@ describe('processGroupRss', () => {
 
   it('sums the resident memory of a whole process group', async () => {
     // A group leader holding 64 MiB it has written to (so the pages are resident), and a child of its own.
-    const script = 'import subprocess, sys, time\nb = bytearray(b"\\x01") * (64 * 1024 * 1024)\nsubprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])\nprint("ready", flush=True)\ntime.sleep(30)\n';
+    const script =
+      'import subprocess, sys, time\nb = bytearray(b"\\x01") * (64 * 1024 * 1024)\nsubprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])\nprint("ready", flush=True)\ntime.sleep(30)\n';
     const leader = spawn(PYTHON, ['-c', script], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       await new Promise((resolve) => leader.stdout!.once('data', resolve));

@@ -278,10 +278,7 @@ export class WorkerProcess {
         cleanup();
         reject(new SnakepitError('WORKER_UNAVAILABLE', message, { details: { workerId, ...details, output: recentOutput() } }));
       };
-      const timer = setTimeout(
-        () => fail(`Worker ${workerId} did not become ready within ${startTimeoutMs} ms`, { startTimeoutMs }),
-        startTimeoutMs,
-      );
+      const timer = setTimeout(() => fail(`Worker ${workerId} did not become ready within ${startTimeoutMs} ms`, { startTimeoutMs }), startTimeoutMs);
       const onLine = (line: string) => {
         if (line.startsWith('READY ')) {
           cleanup();
@@ -345,4 +342,3 @@ export class WorkerProcess {
     }
   }
 }
-

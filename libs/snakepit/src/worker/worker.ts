@@ -134,17 +134,20 @@ export class Worker implements PoolWorker {
       self.capacity = Math.max(1, description.capacity || options.capacity);
       const hostToolSpecs = options.hostTools.specs();
       if (hostToolSpecs.length > 0) channel.announceHostTools(hostToolSpecs);
-      channel.open((error) => {
-        self.connected = false;
-        if (self.state !== 'ready' && self.state !== 'draining') return;
-        // Usually the process is dying and its exit follows at once; if it lingers
-        // without its stream it is useless, so it is killed and replaced.
-        setTimeout(() => {
-          if (self.process.exitStatus) return;
-          options.logger.warn({ msg: 'worker stream broke; killing it', pool: self.pool, worker_id: self.id, pid: self.pid, reason: error.message });
-          self.kill('stream_broken');
-        }, STREAM_LOSS_GRACE_MS).unref();
-      }, (parentId, call) => self.runHostCall(parentId, call, options));
+      channel.open(
+        (error) => {
+          self.connected = false;
+          if (self.state !== 'ready' && self.state !== 'draining') return;
+          // Usually the process is dying and its exit follows at once; if it lingers
+          // without its stream it is useless, so it is killed and replaced.
+          setTimeout(() => {
+            if (self.process.exitStatus) return;
+            options.logger.warn({ msg: 'worker stream broke; killing it', pool: self.pool, worker_id: self.id, pid: self.pid, reason: error.message });
+            self.kill('stream_broken');
+          }, STREAM_LOSS_GRACE_MS).unref();
+        },
+        (parentId, call) => self.runHostCall(parentId, call, options),
+      );
       if (self.process.exitStatus) throw new Error('exited during start');
       self.state = 'ready';
       self.startHeartbeat(options.heartbeat);

@@ -11,9 +11,16 @@ import { RemotePoolRouter } from './remote-pool-router';
 const tool = { name: 'add', description: '', streaming: false, idempotent: true, parameters: [] };
 
 function node(id: string, pools: Record<string, number>): NodeRecord {
-  const advertised = Object.entries(pools).map(
-    ([name, available]): AdvertisedPool => ({ name, size: 2, ready: 2, available, queueDepth: 0, timeoutMs: 1000, maxPayloadBytes: 1024, tools: [tool] }),
-  );
+  const advertised = Object.entries(pools).map(([name, available]): AdvertisedPool => ({
+    name,
+    size: 2,
+    ready: 2,
+    available,
+    queueDepth: 0,
+    timeoutMs: 1000,
+    maxPayloadBytes: 1024,
+    tools: [tool],
+  }));
   return { id, address: `${id}:1`, version: 'test', startedAt: 0, pools: advertised };
 }
 

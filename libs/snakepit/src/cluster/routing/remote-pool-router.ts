@@ -71,22 +71,24 @@ export class RemotePoolRouter implements RemotePools {
       const attempt = (target: Candidate) => {
         tried.add(target.node.id);
         let chunks = 0;
-        current = this.client.stream(target.node, this.forwardedCall(tool, args, options, target, started), this.budget(target, options), options.signal).subscribe({
-          next: (chunk) => {
-            chunks++;
-            subscriber.next(chunk as StreamChunk<T>);
-          },
-          error: (error: unknown) => {
-            // Retried only before the first chunk: the caller never sees a chunk twice.
-            const next = chunks === 0 ? this.retryTarget(error, options, target, tried) : undefined;
-            if (next) attempt(next);
-            else subscriber.error(error);
-          },
-          complete: () => {
-            this.remember(options.sessionId, target.node.id);
-            subscriber.complete();
-          },
-        });
+        current = this.client
+          .stream(target.node, this.forwardedCall(tool, args, options, target, started), this.budget(target, options), options.signal)
+          .subscribe({
+            next: (chunk) => {
+              chunks++;
+              subscriber.next(chunk as StreamChunk<T>);
+            },
+            error: (error: unknown) => {
+              // Retried only before the first chunk: the caller never sees a chunk twice.
+              const next = chunks === 0 ? this.retryTarget(error, options, target, tried) : undefined;
+              if (next) attempt(next);
+              else subscriber.error(error);
+            },
+            complete: () => {
+              this.remember(options.sessionId, target.node.id);
+              subscriber.complete();
+            },
+          });
       };
       try {
         attempt(this.choose(options, tried));

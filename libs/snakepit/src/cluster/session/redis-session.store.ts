@@ -33,11 +33,7 @@ export class RedisSessionStore implements SessionStore {
 
   create(input: CreateSessionInput): Promise<SessionRecord> {
     return this.redis.guard('session.create', async () => {
-      const fields = await CREATE_SESSION.run(this.redis.client, this.sessionKeys(input.id), [
-        input.id,
-        input.ttlSeconds,
-        JSON.stringify(input.metadata),
-      ]);
+      const fields = await CREATE_SESSION.run(this.redis.client, this.sessionKeys(input.id), [input.id, input.ttlSeconds, JSON.stringify(input.metadata)]);
       return toRecord(input.id, fields as string[])!;
     });
   }
@@ -60,7 +56,9 @@ export class RedisSessionStore implements SessionStore {
     const pairs = Object.entries(delta.set).flat();
     const { maxBytes, maxKeys } = options.limits;
     const args = [id, options.lastWorkerId ?? '', options.expectedVersion ?? '', maxBytes, maxKeys, pairs.length / 2, ...pairs, ...delta.deleted];
-    return this.redis.guard('session.commit', async () => toCommitResult((await COMMIT_SESSION.run(this.redis.client, this.sessionKeys(id), args)) as unknown[]));
+    return this.redis.guard('session.commit', async () =>
+      toCommitResult((await COMMIT_SESSION.run(this.redis.client, this.sessionKeys(id), args)) as unknown[]),
+    );
   }
 
   delete(id: string): Promise<boolean> {

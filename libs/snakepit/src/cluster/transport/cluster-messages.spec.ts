@@ -40,7 +40,9 @@ describe('cluster wire messages through cluster.proto', () => {
     expect(reply).toMatchObject({ nodeId: 'node-c', outcome: 'result', result: { workerId: 'inference-1', pid: 42 } });
     expect(JSON.parse(reply.result!.value!.json!.toString())).toEqual({ ok: [1, 2] });
 
-    const chunk = roundTrip<ForwardedFrame, ForwardedFrame__Output>('ExecuteStream', 'response', { chunk: { value: encodeValue(Buffer.from([1, 2])), seq: 7 } });
+    const chunk = roundTrip<ForwardedFrame, ForwardedFrame__Output>('ExecuteStream', 'response', {
+      chunk: { value: encodeValue(Buffer.from([1, 2])), seq: 7 },
+    });
     expect(chunk).toMatchObject({ kind: 'chunk', chunk: { seq: 7, value: { binary: Buffer.from([1, 2]) } } });
 
     const error = roundTrip<ForwardedFrame, ForwardedFrame__Output>('ExecuteStream', 'response', { error: encodeError(new SnakepitError('TIMEOUT', 'late')) });
@@ -50,7 +52,12 @@ describe('cluster wire messages through cluster.proto', () => {
 
 describe('errors across nodes', () => {
   it('rebuild the SnakepitError the node raised, Python exception included, naming the node', () => {
-    const python = { type: 'KeyError', message: "'x'", traceback: 'Traceback...\nKeyError: ...', chain: [{ type: 'ValueError', message: 'v', relation: 'cause' }] };
+    const python = {
+      type: 'KeyError',
+      message: "'x'",
+      traceback: 'Traceback...\nKeyError: ...',
+      chain: [{ type: 'ValueError', message: 'v', relation: 'cause' }],
+    };
     const original = new SnakepitError('PYTHON_EXCEPTION', "KeyError: 'x'", { details: { pool: 'p', workerId: 'p-1' }, python });
     const frame = roundTrip<ForwardedReply, ForwardedReply__Output>('Execute', 'response', { nodeId: 'node-c', error: encodeError(original) });
     const rebuilt = decodeError(frame.error, frame.nodeId);

@@ -248,7 +248,10 @@ async function simulate(seed: number): Promise<string[]> {
   } catch (error) {
     violations.push(`threw out of the library: ${(error as Error).stack ?? String(error)}`);
   }
-  if (violations.length > 0) violations.push(`config: size ${config.size}, capacity ${config.capacityPerWorker}, pipeline ${config.pipelineDepth}; trace: ${trace.slice(-25).join(' ')}`);
+  if (violations.length > 0)
+    violations.push(
+      `config: size ${config.size}, capacity ${config.capacityPerWorker}, pipeline ${config.pipelineDepth}; trace: ${trace.slice(-25).join(' ')}`,
+    );
   return violations;
 }
 
@@ -285,7 +288,8 @@ describe('WorkerPool simulation', () => {
     for (const seed of SEEDS) {
       jest.setSystemTime(0);
       const violations = await simulate(seed);
-      if (violations.length > 0) failures.push(`seed ${seed} (replay: SIM_SEED=${seed} npx jest --selectProjects unit pool-simulation):\n  ${violations.slice(0, 6).join('\n  ')}`);
+      if (violations.length > 0)
+        failures.push(`seed ${seed} (replay: SIM_SEED=${seed} npx jest --selectProjects unit pool-simulation):\n  ${violations.slice(0, 6).join('\n  ')}`);
       if (failures.length >= 3) break;
       jest.clearAllTimers();
     }

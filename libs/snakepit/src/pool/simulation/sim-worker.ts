@@ -129,7 +129,15 @@ export class SimWorker implements PoolWorker {
   }
 
   info(): WorkerInfo {
-    return { id: this.id, pid: this.pid, state: this.state, busy: this.busy, capacity: this.capacity, requestsServed: this.requestsServed, uptimeMs: Date.now() - this.startedAt };
+    return {
+      id: this.id,
+      pid: this.pid,
+      state: this.state,
+      busy: this.busy,
+      capacity: this.capacity,
+      requestsServed: this.requestsServed,
+      uptimeMs: Date.now() - this.startedAt,
+    };
   }
 
   /** The process dies: its stream breaks and its exit is reported, in either order (both happen for real). */
@@ -160,12 +168,18 @@ export class SimWorker implements PoolWorker {
     if (outcome === 'stream' && call.request.stream) {
       const chunks = prng.int(1, 4);
       for (let seq = 1; seq <= chunks; seq++) {
-        setTimeout(() => this.send(call, { kind: 'chunk', chunk: { seq, value: { json: Buffer.from(JSON.stringify(seq)), body: 'json' } } }), (durationMs * seq) / (chunks + 1));
+        setTimeout(
+          () => this.send(call, { kind: 'chunk', chunk: { seq, value: { json: Buffer.from(JSON.stringify(seq)), body: 'json' } } }),
+          (durationMs * seq) / (chunks + 1),
+        );
       }
     }
     setTimeout(() => {
       if (outcome === 'error') {
-        this.finish(call, { kind: 'error', error: { error: { code: 'PYTHON_EXCEPTION', message: 'tool failed', python: null, detailsJson: Buffer.alloc(0) }, session: null } });
+        this.finish(call, {
+          kind: 'error',
+          error: { error: { code: 'PYTHON_EXCEPTION', message: 'tool failed', python: null, detailsJson: Buffer.alloc(0) }, session: null },
+        });
       } else {
         this.finish(call, { kind: 'result', result: { value: call.request.args as Payload__Output, session: null } });
       }
