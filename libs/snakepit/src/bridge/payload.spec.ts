@@ -16,13 +16,13 @@ describe('payload encoding', () => {
   it('sends arguments as compact JSON and keeps integers integral', () => {
     const payload = encodeArgs({ a: 2, b: 3, nested: { list: [1, 'x', null, true] } }, 1024);
     expect(payload.json?.toString()).toBe('{"a":2,"b":3,"nested":{"list":[1,"x",null,true]}}');
-    expect(decodePayload({ json: Buffer.from('{"result":5}') })).toEqual({ result: 5 });
+    expect(decodePayload({ json: Buffer.from('{"result":5}'), blobs: [] })).toEqual({ result: 5 });
   });
 
   it('sends a Buffer untouched as binary', () => {
     const payload = encodeArgs(Buffer.from([0, 255, 7]), 1024);
     expect(payload.binary).toEqual(Buffer.from([0, 255, 7]));
-    expect(decodePayload({ binary: Buffer.from([1, 2]) })).toEqual(Buffer.from([1, 2]));
+    expect(decodePayload({ binary: Buffer.from([1, 2]), blobs: [] })).toEqual(Buffer.from([1, 2]));
   });
 
   it('rejects values JSON would silently change, naming the path', () => {

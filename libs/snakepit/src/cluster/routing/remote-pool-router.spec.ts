@@ -56,7 +56,7 @@ function router(peers: NodeRecord[], behaviour: Record<string, () => ForwardedRe
   return { router: new RemotePoolRouter(cluster, membership as unknown as ClusterMembership, client as unknown as ClusterClient), client };
 }
 
-const ok = (workerId: string) => (): ForwardedResult__Output => ({ value: { json: Buffer.from('3') }, workerId, pid: 7 });
+const ok = (workerId: string) => (): ForwardedResult__Output => ({ value: { json: Buffer.from('3'), blobs: [] }, workerId, pid: 7 });
 
 describe('RemotePoolRouter', () => {
   it('forwards to the least loaded node that has the pool and answers like a local call', async () => {

@@ -169,7 +169,7 @@ export class SimWorker implements PoolWorker {
       const chunks = prng.int(1, 4);
       for (let seq = 1; seq <= chunks; seq++) {
         setTimeout(
-          () => this.send(call, { kind: 'chunk', chunk: { seq, value: { json: Buffer.from(JSON.stringify(seq)), body: 'json' } } }),
+          () => this.send(call, { kind: 'chunk', chunk: { seq, value: { json: Buffer.from(JSON.stringify(seq)), blobs: [], body: 'json' } } }),
           (durationMs * seq) / (chunks + 1),
         );
       }
