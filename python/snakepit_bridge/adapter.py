@@ -86,9 +86,15 @@ class ToolDefinition:
         """Validated keyword arguments for the call, with the context injected."""
         if isinstance(args, bytes):
             if self.binary_param is None:
+                several = sum(spec.type.name == "binary" for spec in self.params.values()) > 1
+                problem = (
+                    "has several bytes parameters, so binary arguments cannot say which: send them by name"
+                    if several
+                    else "has no bytes parameter to receive binary arguments"
+                )
                 raise ToolError(
                     INVALID_ARGUMENTS,
-                    f"{self.name} has no bytes parameter to receive binary arguments",
+                    f"{self.name} {problem}",
                     {"errors": [{"path": "$", "problem": "wrong_type", "expected": "object", "got": "binary"}]},
                 )
             args = {self.binary_param: args}
@@ -227,10 +233,14 @@ def _define(cls: type, attribute: str, func: Callable[..., Any], options: _ToolO
             context_param = parameter.name
             continue
         default = NO_DEFAULT if parameter.default is inspect.Parameter.empty else parameter.default
-        params[parameter.name] = ParamSpec(parameter.name, json_type(annotation), default, description_of(annotation))
+        try:
+            kind = json_type(annotation)
+        except TypeError as exc:  # e.g. an array dtype that cannot travel
+            raise TypeError(f"{label}: parameter {parameter.name!r}: {exc}") from None
+        params[parameter.name] = ParamSpec(parameter.name, kind, default, description_of(annotation))
+    # Binary arguments (the whole payload is bytes) go to the one bytes parameter; with several,
+    # the caller names them (bytes may stand anywhere in named arguments).
     binary = [spec.name for spec in params.values() if spec.type.name == "binary"]
-    if len(binary) > 1:
-        raise TypeError(f"{label}: at most one bytes parameter is allowed (binary arguments go to it), got {binary}")
     return ToolDefinition(
         name=name,
         description=options.description if options.description is not None else _first_doc_line(func),
@@ -240,7 +250,7 @@ def _define(cls: type, attribute: str, func: Callable[..., Any], options: _ToolO
         attribute=attribute,
         params=params,
         context_param=context_param,
-        binary_param=binary[0] if binary else None,
+        binary_param=binary[0] if len(binary) == 1 else None,
         accepts_extra=accepts_extra,
     )
 

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .serialization import decode_json, encode_payload
+from .errors import ToolError
+from .serialization import decode_json, decode_payload, encode_payload
 from .wire import pb
 
 if TYPE_CHECKING:  # context imports this module
@@ -114,15 +115,18 @@ class HostLink:
             future = self._pending.pop(reply.call_id, None)
         if future is None or future.done():
             return
-        if reply.WhichOneof("outcome") == "error":
+        # Decoded here, on the connection's reader: what cannot be decoded fails this host call
+        # in the tool, never the reader (and with it every call on the stream).
+        try:
+            if reply.WhichOneof("outcome") != "error":
+                future.set_result(decode_payload(reply.value, "host tool result"))
+                return
             details = decode_json(reply.error.details_json, "host error details") if reply.error.details_json else {}
-            error_type = HostToolTimeout if reply.error.code == "TIMEOUT" else HostToolError
-            future.set_exception(error_type(reply.error.code, reply.error.message, details))
-        else:
-            value = reply.value
-            future.set_result(
-                value.binary if value.WhichOneof("body") == "binary" else decode_json(value.json, "host tool result")
-            )
+        except ToolError as exc:
+            future.set_exception(HostToolError(exc.code, exc.message, exc.details))
+            return
+        error_type = HostToolTimeout if reply.error.code == "TIMEOUT" else HostToolError
+        future.set_exception(error_type(reply.error.code, reply.error.message, details))
 
     def fail_all(self, reason: str) -> None:
         """The parent call ended or was cancelled: nobody will read these answers."""

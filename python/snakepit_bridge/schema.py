@@ -7,7 +7,9 @@ every problem at once as ``INVALID_ARGUMENTS`` with a path per problem.
 
 Annotation mapping: ``int``→integer, ``float``→number (ints accepted and kept
 as ints), ``str``→string, ``bool``→boolean, ``list[X]``/``tuple[X, ...]``→array
-of X, ``dict``/mappings/TypedDict→object, ``bytes``→binary, ``None``→null,
+of X, ``dict``/mappings/TypedDict→object, ``bytes``/``memoryview``→binary,
+``np.ndarray``/``NDArray[np.float32]``/``np.ndarray[tuple[int, int], ...]``→ndarray
+(with the dtype and number of dimensions the annotation gives), ``None``→null,
 ``Optional[X]``/``X | None``→X with nullable, ``Literal[...]`` of one primitive
 type→that type, ``Annotated[X, "text"]``→X described by "text". ``Any``, a
 missing annotation, unions of several types and anything else→any (not checked).
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from .arrays import loaded_numpy, ndarray_annotation
 from .errors import INVALID_ARGUMENTS, ToolError
 from .serialization import format_path, json_type_name
 
@@ -35,6 +38,7 @@ _SCALARS: Final[dict[Any, str]] = {
     str: "string",
     bytes: "binary",
     bytearray: "binary",
+    memoryview: "binary",
     type(None): "null",
 }
 _ARRAY_ORIGINS: Final = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
@@ -48,10 +52,15 @@ class JsonType:
     name: str
     nullable: bool = False
     items: JsonType | None = None  # element type, for arrays only
+    dtype: str = ""  # for ndarray: the element type declared ("" for any)
+    ndim: int = 0  # for ndarray: the number of dimensions declared (0 for any)
 
     def expected(self) -> str:
-        """How the type reads in an error: ``integer``, ``string|null``."""
-        return f"{self.name}|null" if self.nullable else self.name
+        """How the type reads in an error: ``integer``, ``string|null``, ``ndarray[float32, 2-d]``."""
+        name = self.name
+        if name == "ndarray" and (self.dtype or self.ndim):
+            name += f"[{', '.join(filter(None, (self.dtype, f'{self.ndim}-d' if self.ndim else '')))}]"
+        return f"{name}|null" if self.nullable else name
 
     def accepts(self, value: Any) -> bool:
         """Whether a decoded JSON value fits, ignoring array items."""
@@ -73,7 +82,10 @@ class JsonType:
         if name == "object":
             return isinstance(value, dict)
         if name == "binary":
-            return isinstance(value, (bytes, bytearray))
+            return isinstance(value, (bytes, bytearray, memoryview))
+        if name == "ndarray":
+            numpy = loaded_numpy()  # an array argument was decoded with numpy, so it is loaded
+            return numpy is not None and isinstance(value, numpy.ndarray)
         return False
 
 
@@ -108,6 +120,9 @@ def json_type(annotation: Any) -> JsonType:
         return ANY
     if annotation is None:
         return JsonType("null")
+    array = ndarray_annotation(annotation)
+    if array is not None:
+        return JsonType("ndarray", dtype=array[0], ndim=array[1])
     scalar = _SCALARS.get(annotation) if isinstance(annotation, type) else None
     if scalar is not None:
         return JsonType(scalar)
@@ -164,19 +179,31 @@ def validate_arguments(tool: str, args: dict[str, Any], params: Mapping[str, Par
 
 def _check(value: Any, expected: JsonType, path: tuple[str | int, ...], errors: list[dict[str, str]]) -> None:
     if not expected.accepts(value):
-        errors.append(
-            {
-                "path": format_path(path),
-                "problem": "wrong_type",
-                "expected": expected.expected(),
-                "got": json_type_name(value),
-            }
-        )
+        error = {
+            "path": format_path(path),
+            "problem": "wrong_type",
+            "expected": expected.expected(),
+            "got": json_type_name(value),
+        }
+        if expected.name == "ndarray" and value is not None:
+            error["hint"] = "send an NdArray or a TypedArray; JSON lists and numbers are not arrays"
+        errors.append(error)
+    elif expected.name == "ndarray" and value is not None:
+        _check_array(value, expected, format_path(path), errors)
     elif expected.items is not None and expected.items.name != "any" and value is not None:
         for index, item in enumerate(value):
             if len(errors) >= MAX_REPORTED_ERRORS:
                 return
             _check(item, expected.items, (*path, index), errors)
+
+
+def _check_array(value: Any, expected: JsonType, path: str, errors: list[dict[str, str]]) -> None:
+    if expected.dtype and value.dtype.name != expected.dtype:
+        errors.append({"path": path, "problem": "wrong_dtype", "expected": expected.dtype, "got": value.dtype.name})
+    if expected.ndim and value.ndim != expected.ndim:
+        errors.append(
+            {"path": path, "problem": "wrong_ndim", "expected": f"{expected.ndim}-d", "got": f"{value.ndim}-d"}
+        )
 
 
 def _describe(error: Mapping[str, str]) -> str:
@@ -185,7 +212,12 @@ def _describe(error: Mapping[str, str]) -> str:
         return f"{error['path']} is required ({error['expected']})"
     if problem == "unknown":
         return f"{error['path']} is not a parameter"
-    return f"{error['path']} must be {error['expected']}, got {error['got']}"
+    if problem == "wrong_dtype":
+        return f"{error['path']} must be an array of dtype {error['expected']}, got {error['got']}"
+    if problem == "wrong_ndim":
+        return f"{error['path']} must be a {error['expected']} array, got {error['got']}"
+    hint = f" ({error['hint']})" if "hint" in error else ""
+    return f"{error['path']} must be {error['expected']}, got {error['got']}{hint}"
 
 
 def _union_type(args: tuple[Any, ...]) -> JsonType:

@@ -703,6 +703,8 @@ def _tool_parameter(spec: ParamSpec) -> pb.ToolParameter:
         description=spec.description,
         items=spec.type.items.name if spec.type.items is not None else "",
         nullable=spec.type.nullable,
+        dtype=spec.type.dtype,
+        ndim=spec.type.ndim,
     )
     if not spec.required:
         # A default JSON cannot carry (an object, a set) is simply not shown to the host.

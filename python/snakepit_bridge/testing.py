@@ -3,13 +3,16 @@
 :class:`ToolHarness` calls the tools of an adapter instance the way the worker
 runs them, with the worker's own parts:
 
-* arguments are encoded as a host call's are and checked against the tool's
-  parameters (``INVALID_ARGUMENTS`` for every missing, unknown or mistyped one);
+* arguments are encoded as a host call's are (numpy arrays and bytes at any
+  depth as blobs, arriving as read-only arrays and ``bytes``) and checked
+  against the tool's parameters (``INVALID_ARGUMENTS`` for every missing,
+  unknown or mistyped one);
 * the tool gets a real :class:`~snakepit_bridge.CallContext`: its session (a
   dict you pass), metadata, time budget, cancellation, and host tools you fake;
 * what comes back is what the host would receive: the result and stream chunks
-  after their JSON round trip (``SERIALIZATION_ERROR`` for what JSON cannot
-  carry), and the session as the host would store it after the call;
+  after their round trip (``SERIALIZATION_ERROR`` for what cannot travel;
+  arrays come back as read-only numpy arrays, byte strings as ``bytes``), and
+  the session as the host would store it after the call;
 * failures are raised as the worker would answer them: a
   :class:`~snakepit_bridge.ToolError` (bad arguments, an unserializable
   result, or one the tool raised), or the tool's own exception, which the
@@ -43,7 +46,7 @@ from .adapter import Adapter, ToolDefinition, ToolKind, discover_tools
 from .context import CallContext
 from .errors import INVALID_ARGUMENTS, TOOL_NOT_FOUND, ToolError
 from .host_tools import HostLink, HostToolError
-from .serialization import decode_args, decode_json, encode_json, encode_payload
+from .serialization import decode_args, decode_json, decode_payload, encode_json, encode_payload
 from .wire import pb
 
 __all__ = ["HostTool", "SessionDelta", "ToolHarness", "ToolResult"]
@@ -78,7 +81,8 @@ class ToolResult:
     """What the host receives from one call.
 
     ``value``: the result (for a streaming tool, what its generator returned,
-    usually None); decoded from JSON, or ``bytes`` for a binary result.
+    usually None); decoded from JSON, with numpy arrays (read-only) and
+    ``bytes`` where the tool returned arrays and byte strings.
     ``chunks``: the stream chunks, decoded the same way (for ``stream()`` of a
     non-streaming tool, its result as the only chunk, as the host does).
     ``session``: the session after the call, as the host stores it (the one the
@@ -154,8 +158,9 @@ class ToolHarness:
     ) -> ToolResult:
         """Call a non-streaming tool, like the host's ``execute``.
 
-        ``args``: the arguments by name, or ``bytes`` for the tool's ``bytes``
-        parameter. ``session``: the session's values, or None to call outside a
+        ``args``: the arguments by name (numpy arrays and bytes anywhere in
+        them travel as the host's NdArray and Buffer do), or ``bytes`` for the
+        tool's ``bytes`` parameter. ``session``: the session's values, or None to call outside a
         session (then a tool that writes to ``ctx.session`` fails, as in a
         worker); ``session_id`` is its ``ctx.session_id``. ``metadata``: the
         caller's metadata (``ctx.metadata``). ``host_tools``: fakes for the
@@ -249,8 +254,8 @@ class ToolHarness:
         if definition.streaming and not stream:
             # The worker's words (executeStream is the host's call); here that is stream().
             raise ToolError(INVALID_ARGUMENTS, f"{name} is a streaming tool: call it with executeStream")
-        # The host sends the arguments and every session value as JSON: encoded here
-        # as they would be, so the tool sees exactly what it would in a worker.
+        # The host sends the arguments (arrays and bytes as blobs) and every session value as
+        # JSON: encoded here as they would be, so the tool sees exactly what it would in a worker.
         payload = encode_payload(args if isinstance(args, bytes) else dict(args or {}), "arguments")
         snapshot = None
         if session is not None:
@@ -365,10 +370,8 @@ def _cancel_due(ctx: CallContext, chunks: list[Any], cancel_after: int | None) -
 
 
 def _received(payload: pb.Payload) -> Any:
-    """A payload as the host decodes it: bytes for binary, else the JSON value."""
-    if payload.WhichOneof("body") == "binary":
-        return payload.binary
-    return decode_json(payload.json, "the reply")
+    """A payload as the host decodes it: bytes for binary, else the JSON value with its arrays and bytes."""
+    return decode_payload(payload, "the reply")
 
 
 def _fake_host(fakes: Mapping[str, HostTool]) -> Callable[[CallContext, int], HostLink]:
@@ -397,7 +400,7 @@ def _fake_host(fakes: Mapping[str, HostTool]) -> Callable[[CallContext, int], Ho
 def _answer(fakes: Mapping[str, HostTool], call: pb.HostCall) -> pb.HostCallReply:
     """The host's reply to one host call (the link only sends calls of tools in ``fakes``)."""
     try:
-        value = fakes[call.tool](decode_json(call.args.json, f"arguments of host tool {call.tool!r}"))
+        value = fakes[call.tool](decode_payload(call.args, f"arguments of host tool {call.tool!r}"))
     except HostToolError as exc:
         error = pb.ErrorInfo(code=exc.code, message=exc.message)
         if exc.details:

@@ -217,7 +217,6 @@ def test_decorator_rejects_contradictions() -> None:
         ("def t(self, *args): pass", "cannot be passed by name"),
         ("def t(self, a, /): pass", "cannot be passed by name"),
         ("def t(self, a: 'Missing'): pass", "cannot resolve the annotation 'Missing'"),
-        ("def t(self, a: bytes, b: bytes): pass", "at most one bytes parameter"),
         ("def t(): pass", "must take self first"),
     ],
 )
@@ -280,6 +279,22 @@ def test_bind_injects_context_and_routes_binary(tools: dict[str, ToolDefinition]
     with pytest.raises(ToolError) as no_binary:
         tools["injected"].bind(b"\x00", ctx)
     assert no_binary.value.code == "INVALID_ARGUMENTS"
+
+
+def test_several_bytes_parameters_take_named_arguments_only() -> None:
+    class Pair(Adapter):
+        @tool
+        def t(self, a: bytes, b: memoryview) -> None:
+            pass
+
+    definition = discover_tools(Pair)["t"]
+    assert definition.binary_param is None
+    assert [spec.type for spec in definition.params.values()] == [JsonType("binary"), JsonType("binary")]
+    ctx = CallContext(request_id=1, tool="t", worker_id="w")
+    assert definition.bind({"a": b"x", "b": b"y"}, ctx) == {"a": b"x", "b": b"y"}
+    with pytest.raises(ToolError, match="several bytes parameters") as caught:
+        definition.bind(b"\x00", ctx)
+    assert caught.value.code == "INVALID_ARGUMENTS"
 
 
 def test_load_adapter() -> None:

@@ -86,7 +86,7 @@ def test_top_level_binary() -> None:
         ({"n": 2**53}, "$.n", "return it as a str"),
         ([-(2**53)], "$[0]", "return it as a str"),
         ({"s": {1, 2}}, "$.s", "return a list"),
-        ({"blob": b"x"}, "$.blob", "encode them first"),
+        ({"blob": b"x"}, "$.blob", "JSON-only values hold JSON, not bytes"),
         ([Box(1)], "$[0]", "test_serialization.Box is not JSON-serializable"),
         ({"ok": {1: "one"}}, "$.ok", "keys must be strings"),
         ({"odd key": [object()]}, '$["odd key"][0]', "object is not JSON-serializable"),
@@ -106,14 +106,17 @@ def test_cycles_are_rejected_not_recursed() -> None:
     assert details["path"].count("[0]") == MAX_DEPTH
 
 
-def test_numpy_when_available() -> None:
+def test_numpy_scalars_are_json_and_arrays_are_not() -> None:
     numpy = pytest.importorskip("numpy")
-    assert json.loads(encode_json({"a": numpy.arange(3), "s": numpy.float32(0.5), "b": numpy.bool_(True)})) == {
-        "a": [0, 1, 2],
+    assert json.loads(encode_json({"s": numpy.float32(0.5), "b": numpy.bool_(True), "i": numpy.int64(3)})) == {
         "s": 0.5,
         "b": True,
+        "i": 3,
     }
-    assert rejected({"a": numpy.array([1.0, numpy.nan])})["path"] == "$.a[1]"
+    assert rejected({"s": numpy.float64("nan")})["path"] == "$.s"
+    # JSON-only values (sessions, defaults) cannot hold arrays; payloads carry them as blobs (test_arrays.py).
+    details = rejected({"a": [numpy.arange(3)]})
+    assert details["path"] == "$.a[0]" and ".tolist()" in details["reason"]
 
 
 def test_decode_args() -> None:

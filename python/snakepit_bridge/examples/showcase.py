@@ -12,16 +12,30 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from snakepit_bridge import Adapter, CallContext, HostToolError, tool
+
+try:
+    import numpy as np
+except ImportError:  # numpy is optional (the extra `snakepit-bridge[numpy]`): the array tools are not served
+    HAS_NUMPY = False
+else:
+    HAS_NUMPY = True
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 MIB = 1024 * 1024
 PAGE = 4096
 # While the file this names exists, workers refuse to start: lets tests (and
 # operators trying out the dashboards) drive a pool into a crash loop and out.
 FAIL_START_ENV = "SNAKEPIT_SHOWCASE_FAIL_START_FILE"
+
+
+def array_tool(func: F) -> F:
+    """``@tool`` when numpy is installed; else the method stays unserved, its annotations never evaluated."""
+    return tool(func) if HAS_NUMPY else func
 
 
 def burn_cpu(ms: float) -> int:
@@ -159,6 +173,28 @@ class ShowcaseAdapter(Adapter):
     def reverse_bytes(self, data: bytes) -> bytes:
         """Reverse a binary payload (the binary path both ways)."""
         return data[::-1]
+
+    @tool
+    def bytes_split(self, data: bytes, size: int) -> list[bytes]:
+        """Cut data into pieces of size bytes (the last may be shorter): bytes inside a result."""
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
+        return [data[start : start + size] for start in range(0, len(data), size)]
+
+    @array_tool
+    def array_sum(self, x: np.ndarray) -> float:
+        """The sum of all elements of x, as a float."""
+        return float(x.sum())
+
+    @array_tool
+    def array_scale(self, x: np.ndarray, factor: float) -> np.ndarray:
+        """x times factor, elementwise: an array in and an array out (same shape; numpy's dtype rules)."""
+        return x * factor
+
+    @array_tool
+    def array_split(self, x: np.ndarray, parts: int) -> Iterator[np.ndarray]:
+        """Stream x in parts pieces along its first axis (np.array_split): arrays in stream chunks."""
+        yield from np.array_split(x, parts)
 
     @tool
     def noisy(self, text: str) -> str:
