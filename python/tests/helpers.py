@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,9 @@ def call_request(
     session_id: str = "",
     session: Mapping[str, Any] | None = None,
     timeout_ms: int = 0,
+    blobs: Sequence[pb.Blob] = (),
 ) -> pb.CallRequest:
+    """A call as the host sends it; ``blobs`` go beside the JSON ``args`` (each where args has a null)."""
     request = pb.CallRequest(tool=tool, stream=stream, session_id=session_id, timeout_ms=timeout_ms)
     if binary is not None:
         request.args.binary = binary
@@ -151,6 +153,7 @@ def call_request(
         request.args.json = raw_json
     elif args is not None:
         request.args.json = json.dumps(args).encode()
+    request.args.blobs.extend(blobs)
     if session is not None:
         request.session.values.update({key: json.dumps(value).encode() for key, value in session.items()})
     return request
@@ -161,6 +164,17 @@ def value_of(payload: pb.Payload) -> Any:
     if payload.WhichOneof("body") == "binary":
         return payload.binary
     return json.loads(payload.json)
+
+
+def blob(path: Sequence[str | int], dtype: str, shape: Sequence[int], data: bytes) -> pb.Blob:
+    """A blob as the host sends it: ``path`` of keys and indices, outermost first."""
+    segments = [pb.PathSegment(index=s) if isinstance(s, int) else pb.PathSegment(key=s) for s in path]
+    return pb.Blob(path=segments, dtype=dtype, shape=shape, data=data)
+
+
+def blob_paths(payload: pb.Payload) -> list[list[str | int]]:
+    """Each blob's path in ``payload`` as the wire has it."""
+    return [[getattr(s, s.WhichOneof("segment") or "key") for s in b.path] for b in payload.blobs]
 
 
 class BridgeClient:
@@ -237,6 +251,11 @@ class BridgeClient:
         """Offer host tools to Python, as the host does first thing on a stream."""
         tools = pb.HostTools(tools=[pb.ToolSpec(name=name) for name in names])
         self._outgoing.put_nowait(pb.HostFrame(messages=[pb.HostMessage(id=0, host_tools=tools)]))
+
+    def reply_host(self, request_id: int, call_id: int, value: pb.Payload) -> None:
+        """Answer a host call the worker made for call ``request_id`` with ``value``."""
+        reply = pb.HostCallReply(call_id=call_id, value=value)
+        self._outgoing.put_nowait(pb.HostFrame(messages=[pb.HostMessage(id=request_id, host_reply=reply)]))
 
     def close_requests(self) -> None:
         """Half-close: the host will send nothing more."""

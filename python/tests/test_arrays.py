@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pytest
+from helpers import blob, blob_paths
 
 from snakepit_bridge import Adapter, CallContext, ToolError, arrays, tool
 from snakepit_bridge.adapter import discover_tools
@@ -20,16 +21,6 @@ from snakepit_bridge.server import CHUNK_OVERHEAD, RESULT_OVERHEAD, frame_share
 from snakepit_bridge.wire import pb
 
 DTYPES = list(ITEMSIZES)
-
-
-def paths(payload: pb.Payload) -> list[list[str | int]]:
-    """Each blob's path as the wire has it."""
-    return [[getattr(s, s.WhichOneof("segment") or "key") for s in blob.path] for blob in payload.blobs]
-
-
-def blob(path: list[str | int], dtype: str, shape: list[int], data: bytes) -> pb.Blob:
-    segments = [pb.PathSegment(index=s) if isinstance(s, int) else pb.PathSegment(key=s) for s in path]
-    return pb.Blob(path=segments, dtype=dtype, shape=shape, data=data)
 
 
 def args_of(value: str, *blobs: pb.Blob) -> pb.Payload:
@@ -58,7 +49,7 @@ def test_arrays_and_bytes_at_any_depth_leave_null_and_a_blob_with_their_path() -
         {"m": matrix, "items": [1, b"\x00\xff", {"raw": bytearray(b"ab"), "view": memoryview(b"cd")}], "n": 2}
     )
     assert json.loads(payload.json) == {"m": None, "items": [1, None, {"raw": None, "view": None}], "n": 2}
-    assert paths(payload) == [["m"], ["items", 1], ["items", 2, "raw"], ["items", 2, "view"]]
+    assert blob_paths(payload) == [["m"], ["items", 1], ["items", 2, "raw"], ["items", 2, "view"]]
     m, first, raw, view = payload.blobs
     assert (m.dtype, list(m.shape)) == ("float32", [2, 3])
     assert m.data == matrix.astype("<f4").tobytes()
@@ -71,7 +62,7 @@ def test_arrays_and_bytes_at_any_depth_leave_null_and_a_blob_with_their_path() -
 
 def test_a_whole_array_is_null_with_one_blob_at_the_root_and_whole_bytes_stay_binary() -> None:
     payload = encode_payload(np.array([1, 2], dtype=np.int16))
-    assert payload.json == b"null" and paths(payload) == [[]]
+    assert payload.json == b"null" and blob_paths(payload) == [[]]
     assert payload.blobs[0].data == b"\x01\x00\x02\x00"
     assert encode_payload(b"raw") == pb.Payload(binary=b"raw")  # as before: no blob, no JSON
 
@@ -249,7 +240,7 @@ def test_host_calls_carry_arrays_out_and_back() -> None:
     call_id, future = link.start("embed", {"image": np.ones((2, 2), dtype=np.uint8), "tag": b"t"}, None)
     args = sent[0].host_call.args
     assert json.loads(args.json) == {"image": None, "tag": None}
-    assert paths(args) == [["image"], ["tag"]] and args.blobs[0].data == b"\x01" * 4
+    assert blob_paths(args) == [["image"], ["tag"]] and args.blobs[0].data == b"\x01" * 4
     vector = np.array([0.5, 1.5], dtype=np.float32)
     value = pb.Payload(json=b'{"v":null}', blobs=[blob(["v"], "float32", [2], vector.tobytes())])
     link.resolve(pb.HostCallReply(call_id=call_id, value=value))

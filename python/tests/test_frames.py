@@ -164,3 +164,29 @@ async def test_an_oversized_host_call_fails_in_the_tool(client: BridgeClient) ->
     assert refused["code"] == "PAYLOAD_TOO_LARGE"
     assert refused["details"]["what"] == "host call" and refused["details"]["limitBytes"] == LIMIT
     assert "host tool 'echo'" in refused["message"]
+
+
+def array_result(request_id: int, n: int) -> pb.WorkerMessage:
+    payload = pb.Payload(json=b"null", blobs=[pb.Blob(dtype="uint8", shape=[n], data=b"\x00" * n)])
+    return pb.WorkerMessage(id=request_id, result=pb.CallResult(value=payload))
+
+
+async def test_blobs_count_toward_the_limit(client: BridgeClient) -> None:
+    request_id = client.next_id
+    n = next(n for n in range(LIMIT, 0, -1) if frame_share(array_result(request_id, n)) == LIMIT)
+    reply = await client.call(call_request("array", {"n": n}))
+    assert len(reply.result.value.blobs[0].data) == n
+    assert client.frame_sizes == [LIMIT]
+    over = await client.call(call_request("array", {"n": n + 1}))
+    assert too_large(over, "result")["bytes"] == LIMIT + 1
+
+
+async def test_streamed_blobs_never_exceed_the_limit(client: BridgeClient) -> None:
+    (request_id,) = client.send(call_request("array_chunks", {"n": 100, "size": 20_000}, stream=True))
+    messages = await client.collect(request_id)
+    assert [m.chunk.seq for m in messages[:-1]] == list(range(100))
+    assert all(m.chunk.value.blobs[0].data == bytes([m.chunk.seq]) * 20_000 for m in messages[:-1])
+    assert max(client.frame_sizes) <= LIMIT
+    (doomed,) = client.send(call_request("array_chunks", {"n": 2, "size": 100_000}, stream=True))
+    too_large((await client.collect(doomed))[-1], "stream chunk")
+    assert client.stream_error is None

@@ -431,3 +431,40 @@ async def test_chunks_match_a_real_worker(client: BridgeClient) -> None:
     result = await ToolHarness(adapter).stream_async("count", {"n": 4})
     assert result.chunks == [value_of(message.chunk.value) for message in messages[:-1]]
     assert messages[-1].WhichOneof("kind") == "result" and not result.cancelled
+
+
+def test_arrays_and_bytes_through_the_harness() -> None:
+    numpy = pytest.importorskip("numpy")
+    with ToolHarness.serving(ShowcaseAdapter) as showcase:
+        x = numpy.arange(6, dtype=numpy.float32).reshape(2, 3)
+        scaled = showcase.call(
+            "array_scale", {"x": x.T, "factor": 2.0}
+        ).value  # non-contiguous in, as the host sends it
+        assert scaled.dtype == numpy.float32 and not scaled.flags.writeable
+        numpy.testing.assert_array_equal(scaled, x.T * 2)
+        assert showcase.call("array_sum", {"x": x}).value == 15.0
+        pieces = showcase.stream("array_split", {"x": x, "parts": 2}).chunks
+        assert [piece.shape for piece in pieces] == [(1, 3), (1, 3)]
+        assert showcase.call("bytes_split", {"data": b"abcde", "size": 3}).value == [b"abc", b"de"]
+        with pytest.raises(ToolError) as listed:
+            showcase.call("array_sum", {"x": [1.0, 2.0]})
+        assert listed.value.code == "INVALID_ARGUMENTS" and "send an NdArray" in listed.value.message
+        with pytest.raises(ToolError) as stored:
+            showcase.call("session_put", {"key": "w", "value": x}, session={})
+        assert stored.value.code == "SERIALIZATION_ERROR" and "session value 'w'" in stored.value.message
+
+
+def test_fake_host_tools_exchange_arrays() -> None:
+    numpy = pytest.importorskip("numpy")
+    seen: list[Any] = []
+
+    def embed(args: dict[str, Any]) -> Any:
+        seen.append(args["image"])
+        return {"vector": numpy.ones(2, dtype=numpy.float32), "tag": b"t"}
+
+    with ToolHarness.serving(ShowcaseAdapter) as showcase:
+        image = numpy.zeros((2, 2), dtype=numpy.uint8)
+        result = showcase.call("call_host", {"name": "embed", "args": {"image": image}}, host_tools={"embed": embed})
+    assert seen[0].dtype == numpy.uint8 and seen[0].shape == (2, 2) and not seen[0].flags.writeable
+    assert result.value["tag"] == b"t"
+    numpy.testing.assert_array_equal(result.value["vector"], [1.0, 1.0])

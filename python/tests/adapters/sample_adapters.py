@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from snakepit_bridge import Adapter, CallContext, ToolError, tool
 from snakepit_bridge.host_tools import HostToolError
@@ -143,6 +147,15 @@ class SizesAdapter(Adapter):
         return b"x" * n
 
     @tool
+    def array(self, n: int) -> npt.NDArray[np.uint8]:
+        return np.zeros(n, dtype=np.uint8)
+
+    @tool
+    def array_chunks(self, n: int, size: int) -> Iterator[dict[str, Any]]:
+        for i in range(n):
+            yield {"i": i, "data": np.full(size, i, dtype=np.uint8)}
+
+    @tool
     def session_blob(self, n: int, ctx: CallContext) -> str:
         ctx.session["big"] = "x" * n
         return "stored"
@@ -234,3 +247,19 @@ class EnvAdapter(Adapter):
             check=True,
         )
         return {"worker": name in os.environ, "child": child.stdout.strip()}
+
+
+class ArrayAdapter(Adapter):
+    """Array parameters whose annotations declare dtype and dimensions."""
+
+    @tool
+    def fit(
+        self, x: np.ndarray[tuple[int, int], np.dtype[np.float32]], labels: npt.NDArray[np.int64], rate: float = 0.1
+    ) -> dict[str, Any]:
+        """Echo what arrived, shapes and all."""
+        return {"x": x, "labels": labels, "rate": rate, "writeable": x.flags.writeable}
+
+    @tool
+    def mask(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """Where x is positive."""
+        return x > 0
