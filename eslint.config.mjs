@@ -40,6 +40,26 @@ export default defineConfig(
       globals: globals.node,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
+    rules: {
+      // The house style: `T[]` for a simple element type, `Array<{ ... }>` / `Array<A | B>` where `(A | B)[]` reads worse.
+      '@typescript-eslint/array-type': ['error', { default: 'array-simple' }],
+      // `||` stays right for strings and booleans: an empty environment variable or proto3's default '' means unset
+      // (`env.HOST || '127.0.0.1'`), and `a || b` of two booleans is a logical or, not a default.
+      '@typescript-eslint/prefer-nullish-coalescing': ['error', { ignorePrimitives: { string: true, boolean: true } }],
+      // Errors forwarded as they were caught (an iterator's throw(error), a call's failure) stay what they were.
+      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
+      // The same convention tsc's noUnusedLocals/noUnusedParameters apply: `_name` and rest siblings are deliberate.
+      // The prototype-pollution tests read `state['__proto__']` as the plain key it is; `state.__proto__` reads as the accessor.
+      '@typescript-eslint/dot-notation': ['error', { allowPattern: '^__proto__$' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
+    },
+  },
+  {
+    files: ['**/*.{ts,js,mjs,cjs}'],
+    rules: {
+      // `let x; const f = () => x?.y; x = ...`: a callback that may run before the assignment must not hit the TDZ.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
+    },
   },
   prettier,
 );

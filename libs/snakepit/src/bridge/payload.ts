@@ -47,7 +47,7 @@ function findUnsafe(value: unknown, depth: number): Unsafe | undefined {
         }
         return undefined;
       }
-      const proto = Object.getPrototypeOf(value);
+      const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
         return unsafe(`${(proto as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object'} is not a plain JSON object`);
       }

@@ -10,7 +10,9 @@ class RecordingStream extends EventEmitter {
     this.frames.push(frame.messages ?? []);
     return true;
   }
-  cancel(): void {}
+  cancel(): void {
+    // Nothing in flight: the fake only records the frames written.
+  }
 }
 
 const listener: CallListener = { chunk: () => undefined, end: () => undefined, broken: () => undefined };

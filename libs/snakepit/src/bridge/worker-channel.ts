@@ -28,7 +28,7 @@ interface HealthClient {
   ): void;
 }
 
-const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'grpc.health.v1.Health');
+const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService, 'grpc.health.v1.Health');
 
 /** A running Python tool asks the host to run a host tool; `parentId` is that tool's call id. */
 export type HostCallListener = (parentId: number, call: HostCall__Output) => void;

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { runPythonProbe } from './python-probe';
 
 // Any Python 3 will do: the probe machinery needs no package.

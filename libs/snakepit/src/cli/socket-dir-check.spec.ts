@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_SOCKET_PATH } from '../worker/worker-runtime';

@@ -4,7 +4,8 @@ import { ERROR_TABLE, type SnakepitErrorCode } from './error-codes';
 export interface PythonExceptionLink {
   type: string;
   message: string;
-  relation: 'cause' | 'context' | string;
+  /** `cause` or `context` (a string on the wire, so a newer bridge may add others). */
+  relation: string;
 }
 
 /** A Python exception as it arrived from the worker. */

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { Controller, Get, Logger, Module, Res, type ArgumentsHost, type INestApplication, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -5,7 +6,8 @@ import { GrpcMethod, Transport, type GrpcOptions } from '@nestjs/microservices';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyReply } from 'fastify';
-import type { ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { lastValueFrom, throwError, type Observable } from 'rxjs';
 import { errorBody, snakepitClient } from '../../../../test/helpers/grpc-client';
 import { freePort } from '../../../../test/helpers/sample-app';
@@ -76,14 +78,14 @@ describe.each([
   ['Fastify, through the adapter', () => new FastifyAdapter(), true],
   ['Fastify, without the adapter', () => new FastifyAdapter(), false],
 ])('SnakepitExceptionFilter on %s', (_platform, adapter, withAdapter) => {
-  let app: INestApplication;
+  let app: INestApplication<Server>;
   let baseUrl: string;
 
   beforeAll(async () => {
     app = await NestFactory.create(FailingModule, adapter(), { logger: false });
     app.useGlobalFilters(new SnakepitExceptionFilter({ exposeTracebacks: false }, withAdapter ? app.getHttpAdapter() : undefined));
     await app.listen(0, '127.0.0.1');
-    const address = app.getHttpServer().address() as { port: number };
+    const address = app.getHttpServer().address() as AddressInfo;
     baseUrl = `http://127.0.0.1:${address.port}`;
   });
 
@@ -335,7 +337,9 @@ describe('SnakepitExceptionFilter outside HTTP', () => {
     const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const error = pythonError('ValueError', 'café');
     const status = toGrpcStatus(error, { exposeTracebacks: false });
-    expect(JSON.parse((status.metadata.get('snakepit-error-body-bin')[0] as Buffer).toString()).error).toEqual(publicPythonBody('ValueError', 'café'));
+    expect((JSON.parse((status.metadata.get('snakepit-error-body-bin')[0] as Buffer).toString()) as SnakepitErrorBody).error).toEqual(
+      publicPythonBody('ValueError', 'café'),
+    );
     expect(error.details).toEqual(CALL_CONTEXT);
     new SnakepitExceptionFilter({ exposeTracebacks: false }).catch(error, rpcHost);
     expect(logged).toHaveBeenCalledWith(

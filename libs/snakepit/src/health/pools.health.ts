@@ -20,7 +20,7 @@ export class PoolsHealthIndicator {
     const indicator = this.health.check(key);
     const infos = this.pools.poolInfo();
     const pools = Object.fromEntries(infos.map((info) => [info.name, summary(info)]));
-    const failing = Object.fromEntries(infos.map((info) => [info.name, problems(info)]).filter(([, found]) => found.length > 0));
+    const failing = Object.fromEntries(infos.map((info): [string, string[]] => [info.name, problems(info)]).filter(([, found]) => found.length > 0));
     return Object.keys(failing).length === 0 ? indicator.up({ pools }) : indicator.down({ pools, failing });
   }
 }

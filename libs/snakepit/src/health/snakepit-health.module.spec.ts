@@ -28,7 +28,7 @@ const pools = {
   checks: [] as WorkerHealthCheck[],
   poolInfo: (): PoolInfo[] => pools.info,
   poolNames: (): string[] => pools.info.map((info) => info.name),
-  checkWorkerHealth: jest.fn(async (_timeoutMs: number): Promise<WorkerHealthCheck[]> => pools.checks),
+  checkWorkerHealth: jest.fn((_timeoutMs: number): Promise<WorkerHealthCheck[]> => Promise.resolve(pools.checks)),
 };
 const sessions = { ping: jest.fn<Promise<void>, []>() };
 

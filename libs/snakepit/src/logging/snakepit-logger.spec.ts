@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { Logger as NestPinoLogger, PinoLogger } from 'nestjs-pino';
 import { stripVTControlCharacters } from 'node:util';

@@ -86,10 +86,8 @@ export function defaultInstanceName(entry: string | undefined = process.argv[1],
     }
   };
   const script = entry ? real(resolve(cwd, entry)) : '';
-  return `app-${createHash('sha256')
-    .update(`${script}\0${real(cwd)}`)
-    .digest('hex')
-    .slice(0, 8)}`;
+  const identity = `${script}\0${real(cwd)}`;
+  return `app-${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
 }
 
 /**

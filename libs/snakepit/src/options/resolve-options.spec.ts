@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { resolveOptions, SnakepitConfigError } from './resolve-options';
 
 const python = process.execPath; // any executable file will do for validation

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { resolveTimeout } from '../pool/pool.service';
 import { MAX_TIMER_MS, resolveOptions, SnakepitConfigError } from './resolve-options';
 

@@ -110,15 +110,15 @@ describe('pullStream', () => {
 
   it("gives a non-streaming tool's result as the only chunk", async () => {
     const chunks = [];
-    for await (const chunk of pullStream(async () => ({ result: 42 }))) chunks.push(chunk);
+    for await (const chunk of pullStream(() => Promise.resolve({ result: 42 }))) chunks.push(chunk);
     expect(chunks).toEqual([{ data: 42, seq: 0 }]);
   });
 
   it('starts a new call for every iteration, none before', async () => {
     let started = 0;
-    const stream = pullStream(async () => {
+    const stream = pullStream(() => {
       started++;
-      return { result: started };
+      return Promise.resolve({ result: started });
     });
     expect(started).toBe(0);
     for await (const chunk of stream) expect(chunk.data).toBe(1);

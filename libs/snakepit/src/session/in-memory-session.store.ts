@@ -20,6 +20,8 @@ interface StoredSession extends Omit<SessionRecord, 'state'> {
  * death of any worker (it never lived in Python), not the death of the host.
  * Records are copied on the way in and out so callers cannot mutate the store.
  */
+/* eslint-disable @typescript-eslint/require-await -- SessionStore is async (the Redis store awaits its server); this
+   one answers at once, and `async` keeps a throw (structuredClone of bad metadata) a rejection like the Redis store's. */
 export class InMemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, StoredSession>();
 
@@ -105,7 +107,9 @@ export class InMemorySessionStore implements SessionStore {
     return this.sessions.size;
   }
 
-  async ping(): Promise<void> {}
+  async ping(): Promise<void> {
+    // Always answers: the sessions live in this process.
+  }
 
   async close(): Promise<void> {
     this.sessions.clear();
@@ -117,6 +121,7 @@ export class InMemorySessionStore implements SessionStore {
     return stored && stored.expiresAt > Date.now() ? stored : undefined;
   }
 }
+/* eslint-enable @typescript-eslint/require-await */
 
 function slide(stored: StoredSession, lastWorkerId?: string): void {
   stored.expiresAt = Date.now() + stored.ttlSeconds * 1000;

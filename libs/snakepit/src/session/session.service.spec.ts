@@ -181,7 +181,7 @@ describe('SessionService: caps and keys', () => {
     const sessions = setUp();
     const { sessionId } = await sessions.create();
     const changes = {
-      set: Object.fromEntries([
+      set: Object.fromEntries<unknown>([
         ['__proto__', { admin: true }],
         ['x', 1],
       ]),

@@ -10,9 +10,9 @@ const placement = { workerId: 'default-1', pid: 4242 };
 describe('CallTracer without an OpenTelemetry SDK', () => {
   it('runs the call and adds nothing to its metadata', async () => {
     const seen: Array<Record<string, string>> = [];
-    const result = await new CallTracer().trace({ pool: 'default', tool: 'add', stream: false, metadata: { a: 'b' } }, async (metadata) => {
+    const result = await new CallTracer().trace({ pool: 'default', tool: 'add', stream: false, metadata: { a: 'b' } }, (metadata) => {
       seen.push(metadata);
-      return { ...placement, value: 3 };
+      return Promise.resolve({ ...placement, value: 3 });
     });
     expect(result.value).toBe(3);
     expect(seen).toEqual([{ a: 'b' }]);
@@ -25,9 +25,9 @@ describe('CallTracer without an OpenTelemetry SDK', () => {
       const parent = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
       let sent: Record<string, string> = {};
       await context.with(trace.setSpanContext(context.active(), parent), () =>
-        new CallTracer().trace({ pool: 'default', tool: 'add', stream: false }, async (metadata) => {
+        new CallTracer().trace({ pool: 'default', tool: 'add', stream: false }, (metadata) => {
           sent = metadata;
-          return placement;
+          return Promise.resolve(placement);
         }),
       );
       expect(sent.traceparent).toBe(`00-${parent.traceId}-${parent.spanId}-01`);
@@ -59,7 +59,7 @@ describe('CallTracer with an OpenTelemetry SDK', () => {
   });
 
   it('records one client span per call, with where it ran', async () => {
-    await tracer.trace({ pool: 'default', tool: 'add', sessionId: 'sess_1', stream: false }, async () => placement);
+    await tracer.trace({ pool: 'default', tool: 'add', sessionId: 'sess_1', stream: false }, () => Promise.resolve(placement));
     const [span] = exporter.getFinishedSpans();
     expect(span.name).toBe('snakepit.execute add');
     expect(span.kind).toBe(SpanKind.CLIENT);
@@ -77,9 +77,9 @@ describe('CallTracer with an OpenTelemetry SDK', () => {
 
   it("sends the span's W3C trace context to the worker, keeping the caller's metadata", async () => {
     let sent: Record<string, string> = {};
-    await tracer.trace({ pool: 'default', tool: 'add', stream: false, metadata: { 'x-request-id': 'r1' } }, async (metadata) => {
+    await tracer.trace({ pool: 'default', tool: 'add', stream: false, metadata: { 'x-request-id': 'r1' } }, (metadata) => {
       sent = metadata;
-      return placement;
+      return Promise.resolve(placement);
     });
     const { traceId, spanId } = exporter.getFinishedSpans()[0].spanContext();
     expect(sent['x-request-id']).toBe('r1');
@@ -88,7 +88,9 @@ describe('CallTracer with an OpenTelemetry SDK', () => {
 
   it("joins the caller's trace", async () => {
     const parent = trace.getTracer('test').startSpan('POST /api/execute');
-    await context.with(trace.setSpan(context.active(), parent), () => tracer.trace({ pool: 'default', tool: 'add', stream: false }, async () => placement));
+    await context.with(trace.setSpan(context.active(), parent), () =>
+      tracer.trace({ pool: 'default', tool: 'add', stream: false }, () => Promise.resolve(placement)),
+    );
     parent.end();
     const [call] = exporter.getFinishedSpans();
     expect(call.spanContext().traceId).toBe(parent.spanContext().traceId);

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -62,7 +63,7 @@ describe('TelemetryLogger', () => {
   it('logs recycling and a half-open circuit at info', () => {
     telemetry.emit('worker.recycled', { pool: 'default', workerId: 'default-2', pid: 9, reason: 'max_requests', uptimeMs: 100, requestsServed: 50 });
     telemetry.emit('circuit.half_open', { pool: 'default' });
-    expect(lines.log.mock.calls.map(([line]) => line)).toEqual([
+    expect(lines.log.mock.calls.map(([line]: unknown[]) => line)).toEqual([
       expect.objectContaining({ pool: 'default', worker_id: 'default-2', pid: 9, reason: 'max_requests', requests_served: 50 }),
       expect.objectContaining({ msg: expect.stringContaining('half-open'), pool: 'default' }),
     ]);

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
-import type { TelemetryEventMap, TelemetryEventName, TelemetryHandlers } from './telemetry-events';
+import type { TelemetryEventMap, TelemetryEventName } from './telemetry-events';
 import type { ResolvedOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { TelemetryService } from './telemetry.service';
@@ -14,7 +14,7 @@ type LogLevel = 'debug' | 'log' | 'warn' | 'error';
  * start's output is not) are written by the pool itself; the two never log
  * the same event. Per-call lines are debug: at info the library stays quiet.
  */
-const TELEMETRY_LOG_LINES: { [K in TelemetryEventName]?: { level: LogLevel; msg: string } } = {
+const TELEMETRY_LOG_LINES: Partial<Record<TelemetryEventName, { level: LogLevel; msg: string }>> = {
   'call.stop': { level: 'debug', msg: 'call finished' },
   'pool.queue_full': { level: 'debug', msg: 'queue full: call refused' },
   'worker.stop': { level: 'debug', msg: 'worker stopped' },
@@ -43,7 +43,7 @@ export class TelemetryLogger {
       if (name === 'call.stop' && !options.logCalls) continue;
       handlers[name] = (data) => this.logger[line.level]({ msg: line.msg, ...logFields(data), ...traceFields() });
     }
-    telemetry.handle(handlers as TelemetryHandlers);
+    telemetry.handle(handlers);
   }
 }
 

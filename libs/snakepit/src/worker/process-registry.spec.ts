@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,8 @@ import { cleanUpRun, ProcessRegistry, processStartTime, readRegistry, type Regis
 import { Worker } from './worker';
 
 // The module object itself (not an import-star copy), so that a spy on it is what process-registry calls.
-const cryptoModule: typeof import('node:crypto') = require('node:crypto');
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- only require() gives that object, not a copy
+import cryptoModule = require('node:crypto');
 
 function recordingLogger(): RegistryLogger & { warnings: Array<Record<string, unknown>>; infos: Array<Record<string, unknown>> } {
   const warnings: Array<Record<string, unknown>> = [];

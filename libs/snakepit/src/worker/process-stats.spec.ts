@@ -18,7 +18,7 @@ describe('processGroupRss', () => {
       'import subprocess, sys, time\nb = bytearray(b"\\x01") * (64 * 1024 * 1024)\nsubprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])\nprint("ready", flush=True)\ntime.sleep(30)\n';
     const leader = spawn(PYTHON, ['-c', script], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     try {
-      await new Promise((resolve) => leader.stdout!.once('data', resolve));
+      await new Promise((resolve) => leader.stdout.once('data', resolve));
       const rss = processGroupRss([leader.pid!]).get(leader.pid!);
       expect(rss).toBeGreaterThan(64 * 1024 * 1024);
       // The child's memory counts too.

@@ -15,7 +15,7 @@ const [registryPath, runId, socketBase] = process.argv.slice(2);
 
 function sweep(): void {
   const registry = readRegistry(registryPath);
-  if (registry && registry.runId === runId) {
+  if (registry?.runId === runId) {
     cleanUpRun(registry, socketBase);
     rmSync(registryPath, { force: true });
   }

@@ -284,9 +284,10 @@ export class WorkerProcess {
           cleanup();
           resolve(line.slice('READY '.length).trim());
         } else if (line.startsWith('ERROR ')) {
-          let reported: { type?: string; message?: string; traceback?: string } = {};
+          // The bridge's own report (snakepit_bridge.worker writes it), or a line it could not encode.
+          let reported: { type?: string; message?: string; traceback?: string };
           try {
-            reported = JSON.parse(line.slice('ERROR '.length));
+            reported = JSON.parse(line.slice('ERROR '.length)) as typeof reported;
           } catch {
             reported = { message: line.slice('ERROR '.length) };
           }

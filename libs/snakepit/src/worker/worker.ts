@@ -207,8 +207,8 @@ export class Worker implements PoolWorker {
     if (!pending) this.hostCalls.set(parentId, (pending = new Set()));
     pending.add(aborter);
     const reply = (outcome: Parameters<WorkerChannel['replyHostCall']>[2]) => {
-      pending!.delete(aborter);
-      if (pending!.size === 0) this.hostCalls.delete(parentId);
+      pending.delete(aborter);
+      if (pending.size === 0) this.hostCalls.delete(parentId);
       this.channel?.replyHostCall(parentId, call.callId, outcome);
     };
     Promise.resolve()
@@ -348,7 +348,9 @@ export class Worker implements PoolWorker {
     // The host stamps its own time; the worker's would shadow it.
     const { level, msg, time: _workerTime, ...fields } = parsed;
     const method = PYTHON_LEVELS[String(level).toLowerCase()] ?? 'log';
-    this.logger[method]({ ...fields, msg: String(msg ?? ''), stream, ...context, python_level: level });
+    // Python's logging sends a string; anything else shows as JSON rather than "[object Object]".
+    const text = msg === undefined || msg === null ? '' : typeof msg === 'string' ? msg : safeJson(msg);
+    this.logger[method]({ ...fields, msg: text, stream, ...context, python_level: level });
   }
 }
 

@@ -111,7 +111,7 @@ export class ClusterMembership {
     const next = new Map(records.map((node) => [node.id, node]));
     for (const [id, before] of this.peers) {
       const now = next.get(id);
-      if (now && now.startedAt === before.startedAt && now.address === before.address) continue;
+      if (now?.startedAt === before.startedAt && now.address === before.address) continue;
       const graceful = !now && this.leaving.has(id);
       this.logger.log({ msg: now ? 'node restarted' : graceful ? 'node left' : 'node lost', node: id });
       this.departed.next({ nodeId: id, graceful });

@@ -35,11 +35,10 @@ class FakeClient {
     return 0;
   }
 
-  async execute(target: NodeRecord, call: ForwardedCall): Promise<ForwardedResult__Output> {
+  execute(target: NodeRecord, call: ForwardedCall): Promise<ForwardedResult__Output> {
     this.calls.push({ node: target.id, call });
     const outcome = this.behaviour[target.id]();
-    if (outcome instanceof SnakepitError) throw outcome;
-    return outcome;
+    return outcome instanceof SnakepitError ? Promise.reject(outcome) : Promise.resolve(outcome);
   }
 
   stream(target: NodeRecord, call: ForwardedCall): Observable<StreamChunk> {

@@ -80,11 +80,10 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
-  /**
-   * Nothing to release: the connection belongs to RedisConnection, which closes
-   * it after the pools drained (calls still finishing need it to commit).
-   */
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    // Nothing to release: the connection belongs to RedisConnection, which closes
+    // it after the pools drained (calls still finishing need it to commit).
+  }
 
   private sessionKeys(id: string): string[] {
     return [this.keys.session(id), this.keys.sessionExpiry];

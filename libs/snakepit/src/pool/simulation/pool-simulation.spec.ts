@@ -22,7 +22,8 @@ import { SimLauncher, type SimWorker, type SimWorld } from './sim-worker';
 const SEEDS = process.env.SIM_SEED ? [Number(process.env.SIM_SEED)] : Array.from({ length: Number(process.env.SIM_RUNS ?? 3000) }, (_, i) => i + 1);
 const STEPS = 150;
 
-const silentLogger = { log() {}, warn() {}, error() {}, debug() {}, verbose() {}, fatal() {} } as unknown as Logger;
+const ignore = () => undefined;
+const silentLogger = { log: ignore, warn: ignore, error: ignore, debug: ignore, verbose: ignore, fatal: ignore } as unknown as Logger;
 
 interface Tracked {
   simId: string;
@@ -63,7 +64,7 @@ function poolConfig(prng: Prng): ResolvedPoolOptions {
     workerTtlMs: prng.chance(0.2) ? prng.int(2_000, 8_000) : 0,
     lifecycleCheckIntervalMs: 500,
     circuitBreaker: { ...CIRCUIT_BREAKER_DEFAULTS },
-  } as ResolvedPoolOptions;
+  };
 }
 
 async function simulate(seed: number): Promise<string[]> {

@@ -30,7 +30,7 @@ interface SimCall {
   finished: boolean;
 }
 
-const TOOL: ToolSpec__Output = { name: 'work', description: '', parameters: [], streaming: true, idempotent: false } as unknown as ToolSpec__Output;
+const TOOL: ToolSpec__Output = { name: 'work', description: '', parameters: [], streaming: true, idempotent: false };
 
 /**
  * A worker on the virtual clock: calls take random times, stream random
@@ -188,7 +188,7 @@ export class SimWorker implements PoolWorker {
 
   private send(call: SimCall, message: Partial<WorkerMessage__Output>): void {
     if (call.finished || this.frozen || !this.connected) return;
-    call.listener.chunk({ id: call.id, ...message } as WorkerMessage__Output);
+    call.listener.chunk({ id: call.id, ...message });
   }
 
   private finish(call: SimCall, message: Partial<WorkerMessage__Output>): void {
@@ -197,7 +197,7 @@ export class SimWorker implements PoolWorker {
     this.calls.delete(call.id);
     this.release();
     this.requestsServed++;
-    call.listener.end({ id: call.id, ...message } as WorkerMessage__Output);
+    call.listener.end({ id: call.id, ...message });
   }
 
   private breakStream(error: SnakepitError): void {
