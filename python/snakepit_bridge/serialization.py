@@ -174,14 +174,10 @@ def fill_payload(payload: pb.Payload, value: Any, what: str = "result") -> int:
         return len(data)
     blobs = _Blobs()
     plain = _plain_or_reject(value, what, blobs)
-    if not blobs.taken:
-        data = _dump(plain)
-        payload.json = data
-        return len(data)
-    plain, found = blobs.locate(plain)
     size = 0
-    for path, taken in found:
-        size += _add_blob(payload, path, taken, what)
+    if blobs.taken:
+        plain, found = blobs.locate(plain)
+        size = sum(_add_blob(payload, path, taken, what) for path, taken in found)
     data = _dump(plain)
     payload.json = data
     return size + len(data)

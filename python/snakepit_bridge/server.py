@@ -12,8 +12,9 @@ stream dies with every call on it. Each reply enters the outbox with its
 share of a frame (its tag, length varint and body); when the outbox fits, it
 is still one frame, otherwise the writer sends as many consecutive frames as
 it takes, in order. The share of a result or chunk is an upper bound taken
-from its payload's length, so the hot path never serializes a reply twice
-(only a reply whose bound exceeds the limit is measured exactly). A reply
+from its payload's length (its JSON or binary body and its blobs), so the
+hot path never serializes a reply twice (only a reply whose bound exceeds
+the limit is measured exactly). A reply
 that no frame could carry on its own is never queued: that call alone
 answers ``PAYLOAD_TOO_LARGE`` (a stream ends at the oversized chunk, its
 generator closed; a host call that is too large raises ``HostToolError`` in
