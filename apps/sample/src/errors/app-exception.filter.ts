@@ -49,7 +49,8 @@ export class AppExceptionFilter implements ExceptionFilter {
    */
   private requestBodyError(exception: HttpException): SnakepitError | undefined {
     const { bodyLimitBytes } = this.options;
-    switch (exception.getStatus()) {
+    // getStatus() is typed number; the platform's statuses are HttpStatus values.
+    switch (exception.getStatus() as HttpStatus) {
       case HttpStatus.PAYLOAD_TOO_LARGE:
         return new SnakepitError('PAYLOAD_TOO_LARGE', `The request body exceeds ${bodyLimitBytes} bytes`, { details: { limitBytes: bodyLimitBytes } });
       case HttpStatus.BAD_REQUEST:

@@ -27,7 +27,8 @@ export class Readiness implements OnModuleDestroy {
 
   /** Whether every indicator is up; quiet, unlike HealthCheckService, which logs each failure. */
   async isReady(): Promise<boolean> {
-    const results = await Promise.all(this.indicators.map((indicator) => indicator()));
+    // An indicator answers a result or a promise of one.
+    const results = await Promise.all(this.indicators.map((indicator) => Promise.resolve(indicator())));
     return results.every((result) => Object.values(result).every((entry) => entry.status === 'up'));
   }
 
