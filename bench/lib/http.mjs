@@ -56,7 +56,7 @@ export function jsonClient(port, sockets) {
               const text = Buffer.concat(parts).toString('utf8');
               try {
                 resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
-              } catch (e) {
+              } catch {
                 reject(new Error(`bad JSON from ${urlPath} (${res.statusCode}): ${text.slice(0, 200)}`));
               }
             });

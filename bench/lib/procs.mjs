@@ -102,7 +102,9 @@ export function stopChild(child, graceMs = 1500) {
     const timer = setTimeout(() => {
       try {
         child.kill('SIGKILL');
-      } catch {}
+      } catch {
+        // exited meanwhile
+      }
     }, graceMs);
     child.once('exit', () => {
       clearTimeout(timer);
@@ -110,10 +112,14 @@ export function stopChild(child, graceMs = 1500) {
     });
     try {
       child.stdin?.end();
-    } catch {}
+    } catch {
+      // stdin closed already
+    }
     try {
       child.kill('SIGTERM');
-    } catch {}
+    } catch {
+      // exited meanwhile
+    }
   });
 }
 
@@ -131,7 +137,9 @@ function killExtraSync() {
     for (const target of [-pid, pid]) {
       try {
         process.kill(target, 'SIGKILL');
-      } catch {}
+      } catch {
+        // no such process (or group): gone already
+      }
     }
   }
   extraPids.clear();
@@ -142,7 +150,9 @@ export function killAllSync() {
   for (const c of children) {
     try {
       c.kill('SIGKILL');
-    } catch {}
+    } catch {
+      // exited meanwhile
+    }
   }
   killExtraSync();
 }

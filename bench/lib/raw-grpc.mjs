@@ -146,7 +146,9 @@ export class BidiConn {
     this.fail(new Error('closed'));
     try {
       this.stream.cancel();
-    } catch {}
+    } catch {
+      // the call ended already
+    }
     this.client.close();
   }
 }
