@@ -3,6 +3,7 @@ export { SNAKEPIT_ASYNC_OPTIONS_TYPE, SNAKEPIT_MODULE_OPTIONS, SNAKEPIT_OPTIONS_
 export type { PoolOptions, SessionOptions, SnakepitModuleOptions } from './options/snakepit-options';
 export { SnakepitConfigError, type ResolvedOptions, type ResolvedPoolOptions } from './options/resolve-options';
 export { PROTO_LOADER_OPTIONS, locateProtoRoot } from './bridge/proto';
+export { NdArray, type DtypeOf, type Float16ArrayLike, type NdArrayDataTypes, type NdArrayDtype, type TypedArray } from './bridge/ndarray';
 export { DEFAULT_INHERITED_ENV } from './options/defaults';
 export { SNAKEPIT_RESOLVED_OPTIONS } from './options/tokens';
 export { PoolService } from './pool/pool.service';

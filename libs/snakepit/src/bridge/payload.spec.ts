@@ -1,5 +1,10 @@
-import { SnakepitError } from '../errors/snakepit-error';
+import { join } from 'node:path';
+import * as protobuf from 'protobufjs';
+import type { SnakepitError } from '../errors/snakepit-error';
+import type { Payload__Output } from './generated/snakepit/bridge/v1/Payload';
+import { NdArray } from './ndarray';
 import { assertJsonSafe, decodePayload, encodeArgs, MAX_JSON_DEPTH } from './payload';
+import { PROTO_LOADER_OPTIONS } from './proto';
 
 function errorOf(fn: () => unknown): SnakepitError | undefined {
   try {
@@ -43,5 +48,130 @@ describe('payload encoding', () => {
     expect(codeOf(() => encodeArgs('text', 1024))).toBe('INVALID_ARGUMENTS');
     expect(codeOf(() => encodeArgs({ text: 'x'.repeat(100) }, 50))).toBe('PAYLOAD_TOO_LARGE');
     expect(codeOf(() => encodeArgs(Buffer.alloc(51), 50))).toBe('PAYLOAD_TOO_LARGE');
+  });
+});
+
+/** A Payload as the worker sends it, through protobufjs's real encoding and the decoding options the host loads protos with. */
+function fromWire(payload: Record<string, unknown>): Payload__Output {
+  const bytes = PayloadType.encode(PayloadType.fromObject(payload)).finish();
+  const { longs, enums, defaults, oneofs, arrays } = PROTO_LOADER_OPTIONS;
+  return PayloadType.toObject(PayloadType.decode(bytes), { longs, enums, defaults, oneofs, arrays }) as Payload__Output;
+}
+
+const PayloadType = protobuf.loadSync(join(__dirname, '../../../../proto/snakepit/bridge/v1/bridge.proto')).lookupType('snakepit.bridge.v1.Payload');
+const f32 = (values: number[]) => Buffer.from(new Float32Array(values).buffer);
+
+describe('payload decoding: blobs', () => {
+  it('places arrays and bytes at their paths (keys, indices, an empty key, index 0) as NdArray and Buffer', () => {
+    const value = decodePayload(
+      fromWire({
+        json: Buffer.from('{"x":null,"parts":[null,{"b":null}],"":null,"n":1}'),
+        blobs: [
+          { path: [{ key: 'x' }], dtype: 'float32', shape: [2, 2], data: f32([1, 2, 3, 4]) },
+          { path: [{ key: 'parts' }, { index: 0 }], dtype: 'bytes', data: Buffer.from('ab') },
+          { path: [{ key: 'parts' }, { index: 1 }, { key: 'b' }], dtype: 'int64', shape: [1], data: Buffer.from(new BigInt64Array([-(2n ** 60n)]).buffer) },
+          { path: [{ key: '' }], dtype: 'bool', shape: [], data: Buffer.from([1]) },
+        ],
+      }),
+    ) as { x: NdArray<'float32'>; parts: [Buffer, { b: NdArray<'int64'> }]; '': NdArray<'bool'>; n: number };
+    expect(value.x).toBeInstanceOf(NdArray);
+    expect(value.x.dtype).toBe('float32');
+    expect(value.x.shape).toEqual([2, 2]);
+    expect(Array.from(value.x.data)).toEqual([1, 2, 3, 4]);
+    expect(value.parts[0]).toEqual(Buffer.from('ab'));
+    expect(Buffer.isBuffer(value.parts[0])).toBe(true);
+    expect(value.parts[1].b.data).toEqual(new BigInt64Array([-(2n ** 60n)]));
+    expect(value[''].data).toEqual(new Uint8Array([1]));
+    expect(value[''].ndim).toBe(0);
+    expect(value.n).toBe(1);
+  });
+
+  it('gives a whole value that is an array (null JSON, one blob with an empty path)', () => {
+    const value = decodePayload(
+      fromWire({ json: Buffer.from('null'), blobs: [{ path: [], dtype: 'float64', shape: [3], data: Buffer.from(new Float64Array([1, 2, 3]).buffer) }] }),
+    );
+    expect(value).toBeInstanceOf(NdArray);
+    expect((value as NdArray<'float64'>).data).toEqual(new Float64Array([1, 2, 3]));
+  });
+
+  it('keeps a __proto__ key a key', () => {
+    const value = decodePayload({
+      json: Buffer.from('{"__proto__":null}'),
+      blobs: [{ path: [{ key: '__proto__', segment: 'key' }], dtype: 'bytes', shape: [], data: Buffer.from('z') }],
+    }) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+    expect(Object.hasOwn(value, '__proto__')).toBe(true);
+    expect(value['__proto__']).toEqual(Buffer.from('z'));
+  });
+
+  it('views the received bytes when aligned for the element size, and copies them when not', () => {
+    const message = Buffer.alloc(64);
+    const aligned = message.subarray(8, 24);
+    const unaligned = message.subarray(9, 25);
+    f32([1, 2, 3, 4]).copy(aligned);
+    f32([5, 6, 7, 8]).copy(unaligned);
+    const blob = (key: string, data: Buffer) => ({ path: [{ key, segment: 'key' as const }], dtype: 'float32', shape: [4], data });
+    const value = decodePayload({ json: Buffer.from('{"a":null,"u":null}'), blobs: [blob('a', aligned), blob('u', unaligned)] }) as Record<
+      string,
+      NdArray<'float32'>
+    >;
+    expect(value.a.data.buffer).toBe(message.buffer);
+    expect(value.a.data.byteOffset).toBe(aligned.byteOffset);
+    expect(Array.from(value.u.data)).toEqual([5, 6, 7, 8]);
+    expect(value.u.data.buffer).not.toBe(message.buffer);
+  });
+
+  it('maps every dtype to its TypedArray, complex interleaved and float16 as the runtime allows', () => {
+    const cases: Array<[string, number[], number, unknown]> = [
+      ['bool', [2], 2, Uint8Array],
+      ['int8', [2], 2, Int8Array],
+      ['uint8', [2], 2, Uint8Array],
+      ['int16', [2], 4, Int16Array],
+      ['uint16', [2], 4, Uint16Array],
+      ['int32', [2], 8, Int32Array],
+      ['uint32', [2], 8, Uint32Array],
+      ['int64', [2], 16, BigInt64Array],
+      ['uint64', [2], 16, BigUint64Array],
+      ['float16', [2], 4, (globalThis as { Float16Array?: unknown }).Float16Array ?? Uint16Array],
+      ['float32', [2], 8, Float32Array],
+      ['float64', [2], 16, Float64Array],
+      ['complex64', [2], 16, Float32Array],
+      ['complex128', [2, 1], 32, Float64Array],
+    ];
+    for (const [dtype, shape, bytes, array] of cases) {
+      const value = decodePayload({ json: Buffer.from('null'), blobs: [{ path: [], dtype, shape, data: Buffer.alloc(bytes) }] }) as NdArray;
+      expect([dtype, value.data.constructor]).toEqual([dtype, array]);
+      expect(value.size).toBe(2);
+    }
+    const complex = decodePayload({
+      json: Buffer.from('null'),
+      blobs: [{ path: [], dtype: 'complex64', shape: [1], data: f32([1.5, -2]) }],
+    }) as NdArray<'complex64'>;
+    expect(Array.from(complex.data)).toEqual([1.5, -2]);
+  });
+
+  it('refuses malformed blobs with SERIALIZATION_ERROR naming the path', () => {
+    const one = (json: string, blob: Record<string, unknown>) =>
+      errorOf(() =>
+        decodePayload({ json: Buffer.from(json), blobs: [{ path: [], dtype: 'float32', shape: [1], data: f32([1]), ...blob }] as Payload__Output['blobs'] }),
+      );
+    const key = (k: string) => ({ key: k, segment: 'key' as const });
+    const cases: Array<[SnakepitError | undefined, string, RegExp]> = [
+      [one('{"x":null}', { path: [key('x')], shape: [3] }), '$.x', /takes 12 bytes, got 4/],
+      [one('{"x":null}', { path: [key('x')], dtype: 'float128' }), '$.x', /float128.*supported: bool/],
+      [one('{"x":null}', { path: [key('x')], dtype: 'bytes', shape: [1] }), '$.x', /no shape/],
+      [one('{"x":1}', { path: [key('x')] }), '$.x', /not null where the blob stands/],
+      [one('{"x":[null]}', { path: [key('x'), { index: 1, segment: 'index' }] }), '$.x[1]', /does not exist/],
+      [one('{"a b":{}}', { path: [key('a b'), key('c')] }), '$["a b"].c', /does not exist/],
+      [one('{"x":null}', { path: [{}] }), '$', /neither a key nor an index/],
+      [one('{}', {}), '$', /not null/],
+    ];
+    for (const [error, path, reason] of cases) {
+      expect(error?.code).toBe('SERIALIZATION_ERROR');
+      expect(error?.details.path).toBe(path);
+      expect(error?.message).toMatch(reason);
+    }
+    const beside = errorOf(() => decodePayload({ binary: Buffer.from('x'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.from('y') }] }));
+    expect(beside?.code).toBe('SERIALIZATION_ERROR');
   });
 });

@@ -1,5 +1,7 @@
 import { SnakepitError } from '../errors/snakepit-error';
+import type { Blob__Output } from './generated/snakepit/bridge/v1/Blob';
 import type { Payload, Payload__Output } from './generated/snakepit/bridge/v1/Payload';
+import { arrayFromBytes } from './ndarray';
 
 /** Nesting deeper than this is refused before it reaches JSON.stringify or Python. */
 export const MAX_JSON_DEPTH = 64;
@@ -71,8 +73,13 @@ function unsafe(reason: string): Unsafe {
   return { reason, tooDeep: false, path: [] };
 }
 
-function formatPath(segments: Array<string | number>): string {
-  return segments.map((segment) => (typeof segment === 'number' ? `[${segment}]` : `.${segment}`)).join('');
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `.a[2].b`, keys that are not identifiers quoted (`["a b"]`): the worker names paths the same way. */
+function formatPath(segments: ReadonlyArray<string | number>): string {
+  return segments
+    .map((segment) => (typeof segment === 'number' ? `[${segment}]` : IDENTIFIER.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`))
+    .join('');
 }
 
 /** Arguments become one payload: a Buffer travels as raw bytes, anything else as JSON. */
@@ -107,10 +114,72 @@ function checkSize(bytes: number, maxBytes: number): void {
   }
 }
 
-/** A worker's payload as a JS value: parsed JSON, or a Buffer for binary. */
+/**
+ * A worker's payload as a JS value: a Buffer for a binary body, else the
+ * parsed JSON with each blob placed where its path points (array blobs as
+ * NdArray, byte strings as Buffer). A malformed blob is a SERIALIZATION_ERROR
+ * naming its path.
+ */
 export function decodePayload(payload: Payload__Output | null | undefined): unknown {
   if (!payload) return null;
-  if (payload.binary) return payload.binary;
-  if (payload.json && payload.json.length > 0) return JSON.parse(payload.json.toString('utf8'));
-  return null;
+  const blobs = payload.blobs ?? [];
+  if (payload.binary) {
+    if (blobs.length > 0) throw malformed([], 'blobs come only with a JSON body, not a binary one');
+    return payload.binary;
+  }
+  const value: unknown = payload.json && payload.json.length > 0 ? JSON.parse(payload.json.toString('utf8')) : null;
+  return blobs.length > 0 ? placeBlobs(value, blobs) : value;
+}
+
+function placeBlobs(root: unknown, blobs: Blob__Output[]): unknown {
+  for (const blob of blobs) {
+    const path: Array<string | number> = [];
+    for (const segment of blob.path) {
+      if (segment.segment === 'key') path.push(segment.key ?? '');
+      else if (segment.segment === 'index') path.push(segment.index ?? 0);
+      else throw malformed(path, 'a path segment has neither a key nor an index');
+    }
+    root = put(root, path, blobValue(blob, path));
+  }
+  return root;
+}
+
+/** A byte string as a Buffer (the received bytes themselves), an array as an NdArray over them. */
+function blobValue(blob: Blob__Output, path: Array<string | number>): unknown {
+  if (blob.dtype === 'bytes') {
+    if (blob.shape.length > 0) throw malformed(path, `a bytes blob has no shape, got ${JSON.stringify(blob.shape)}`);
+    return blob.data;
+  }
+  const array = arrayFromBytes(blob.dtype, blob.shape, blob.data);
+  if (typeof array === 'string') throw malformed(path, array);
+  return array;
+}
+
+/** `root` with `value` at `path`, where the JSON must hold a null. */
+function put(root: unknown, path: Array<string | number>, value: unknown): unknown {
+  if (path.length === 0) {
+    if (root !== null) throw malformed(path, 'the JSON value is not null where the blob stands');
+    return value;
+  }
+  let node = root;
+  for (let i = 0; i < path.length - 1; i++) node = child(node, path, i);
+  if (child(node, path, path.length - 1) !== null) throw malformed(path, 'the JSON value is not null where the blob stands');
+  // defineProperty, not assignment: a `__proto__` key (an own property after JSON.parse) must stay a key.
+  Object.defineProperty(node, path[path.length - 1], { value, writable: true, enumerable: true, configurable: true });
+  return root;
+}
+
+function child(node: unknown, path: Array<string | number>, at: number): unknown {
+  const segment = path[at];
+  const found =
+    typeof segment === 'number'
+      ? Array.isArray(node) && segment < node.length
+      : typeof node === 'object' && node !== null && !Array.isArray(node) && Object.hasOwn(node, segment);
+  if (!found) throw malformed(path, 'its path does not exist in the JSON value');
+  return (node as Record<string | number, unknown>)[segment];
+}
+
+function malformed(path: Array<string | number>, reason: string): SnakepitError {
+  const where = '$' + formatPath(path);
+  return new SnakepitError('SERIALIZATION_ERROR', `A worker's value has a malformed blob at ${where}: ${reason}`, { details: { path: where, reason } });
 }
