@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, isAlive, parseSse, sleep, startSampleApp, type SampleApp } from '../helpers/sample-app';
+import type { SessionInfo, SnakepitErrorBody } from '@snakepit/nestjs';
+import { eventually, isAlive, parseSse, sleep, startSampleApp, type ExecuteOutcome, type SampleApp } from '../helpers/sample-app';
 
 jest.setTimeout(120_000);
 
@@ -20,7 +21,7 @@ async function readyWorkers(app: SampleApp, size: number) {
 }
 
 async function poolInfo(app: SampleApp) {
-  return (await app.request('GET', '/api/pools')).body.pools[0];
+  return (await app.pools())[0];
 }
 
 function hostAlive(app: SampleApp): boolean {
@@ -32,7 +33,7 @@ describe('fault paths: a worker killed under a deep queue', () => {
     const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1' });
     try {
       const [worker] = await readyWorkers(app, 1);
-      const running = app.execute('sleep', { ms: 5_000 });
+      const running = app.execute<SnakepitErrorBody>('sleep', { ms: 5_000 });
       await eventually(async () => ((await app.workers())[0].busy > 0 ? true : undefined));
       const queued = Array.from({ length: 500 }, (_, i) => app.execute('add', { a: i, b: 1 }));
       const streams = Array.from({ length: 100 }, () => app.request('POST', '/api/stream', { tool: 'count', args: { n: 2 } }));
@@ -59,10 +60,10 @@ describe('fault paths: load shedding and callers budgets are not breakage', () =
     const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_MAX_QUEUE: '5' });
     try {
       await readyWorkers(app, 1);
-      const flood = await Promise.all(Array.from({ length: 60 }, () => app.execute('sleep', { ms: 100 })));
-      const codes = new Set(flood.map((r) => (r.status === 200 ? 'ok' : r.body.error.code)));
+      const flood = await Promise.all(Array.from({ length: 60 }, () => app.execute<ExecuteOutcome>('sleep', { ms: 100 })));
+      const codes = new Set(flood.map((r) => (r.status === 200 ? 'ok' : r.body.error?.code)));
       expect([...codes].sort()).toEqual(['QUEUE_FULL', 'ok']);
-      const tiny = await Promise.all(Array.from({ length: 20 }, () => app.execute('sleep', { ms: 50 }, { timeoutMs: 5 })));
+      const tiny = await Promise.all(Array.from({ length: 20 }, () => app.execute<ExecuteOutcome>('sleep', { ms: 50 }, { timeoutMs: 5 })));
       expect(tiny.filter((r) => r.body.error?.code !== 'TIMEOUT' && r.body.error?.code !== 'QUEUE_FULL')).toEqual([]);
       const after = await eventually(async () => {
         const outcome = await app.execute('ping');
@@ -104,7 +105,7 @@ describe('fault paths: message sizes never kill a worker', () => {
 
   it('a result over the limit fails that call alone with PAYLOAD_TOO_LARGE naming the option', async () => {
     const [before] = await readyWorkers(app, 1);
-    const [big, small] = await Promise.all([app.execute('text', { size: 3 * limit }), app.execute('text', { size: 10 })]);
+    const [big, small] = await Promise.all([app.execute<SnakepitErrorBody>('text', { size: 3 * limit }), app.execute('text', { size: 10 })]);
     expect([big.status, big.body.error.code, big.body.error.details.option]).toEqual([413, 'PAYLOAD_TOO_LARGE', 'maxPayloadBytes']);
     expect(small.body.result).toBe('x'.repeat(10));
     expect((await app.workers())[0].pid).toBe(before.pid);
@@ -121,13 +122,12 @@ describe('fault paths: message sizes never kill a worker', () => {
 
   it('arguments, or a session grown past the limit, are refused before dispatch, naming maxPayloadBytes', async () => {
     const [before] = await readyWorkers(app, 1);
-    const args = await app.execute('echo', { value: 'a'.repeat(2 * limit) });
+    const args = await app.execute<SnakepitErrorBody>('echo', { value: 'a'.repeat(2 * limit) });
     expect([args.status, args.body.error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
-    const session = (await app.request('POST', '/api/sessions', {})).body;
-    const sessionId: string = session.id ?? session.sessionId;
+    const { sessionId } = (await app.request<SessionInfo>('POST', '/api/sessions', {})).body;
     for (const key of ['a', 'b']) expect((await app.execute('session_put', { key, value: 'p'.repeat(30_000) }, { sessionId })).status).toBe(200);
     // The session now rides along with every call of it: a third value would make the call too large.
-    const third = await app.execute('session_put', { key: 'c', value: 'p'.repeat(30_000) }, { sessionId });
+    const third = await app.execute<SnakepitErrorBody>('session_put', { key: 'c', value: 'p'.repeat(30_000) }, { sessionId });
     expect([third.status, third.body.error.code, third.body.error.details.option]).toEqual([413, 'PAYLOAD_TOO_LARGE', 'maxPayloadBytes']);
     expect(third.body.error.message).toMatch(/session \d+/);
     expect((await app.execute('session_get', { key: 'b' }, { sessionId })).body.result).toHaveLength(30_000);
@@ -150,7 +150,7 @@ describe('fault paths: recycling', () => {
       const [old] = await readyWorkers(app, 1);
       writeFileSync(failFile, 'replacements refuse to start while this file exists');
       const recycle = app.request('POST', `/api/pools/default/workers/${old.id}/recycle`, {});
-      await eventually(async () => (app.logs.some((line) => line.includes('worker failed to start')) ? true : undefined), 20_000);
+      await eventually(() => (app.logs.some((line) => line.includes('worker failed to start')) ? true : undefined), 20_000);
       process.kill(old.pid, 'SIGKILL');
       await sleep(500);
       rmSync(failFile);

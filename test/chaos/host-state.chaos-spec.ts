@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, isAlive, startSampleApp, workerPids, type SampleApp } from '../helpers/sample-app';
+import { eventually, isAlive, startSampleApp, workerPids, type ExecuteOutcome, type SampleApp } from '../helpers/sample-app';
 
 jest.setTimeout(120_000);
 
@@ -26,7 +26,7 @@ function load(app: SampleApp, lanes: number) {
     Array.from({ length: lanes }, async (_, lane) => {
       for (let i = 0; i < 100_000 && !stopped && Date.now() < deadline; i++) {
         try {
-          const { status, body } = await app.execute('add', { a: lane, b: i });
+          const { status, body } = await app.execute<ExecuteOutcome>('add', { a: lane, b: i });
           outcomes.push(status === 200 && body.result !== lane + i ? { status: -1, code: 'WRONG_RESULT' } : { status, code: body?.error?.code });
         } catch {
           outcomes.push({ status: 0, code: 'CONNECTION_ERROR' });

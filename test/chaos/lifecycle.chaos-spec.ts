@@ -39,7 +39,7 @@ function post(app: SampleApp, path: string, body: unknown): Promise<Outcome> {
         res.on('end', () => {
           let parsed: { result?: unknown; error?: { code?: string } } = {};
           try {
-            parsed = JSON.parse(text);
+            parsed = JSON.parse(text) as typeof parsed;
           } catch {
             // left empty: the assertion on status reports it
           }
@@ -182,7 +182,7 @@ describe('chaos: workers dying and freezing', () => {
       expect(unexpected).toEqual([]);
       await readyWorkers(app, 4);
       expect((await execute(app, 'ping')).result).toBe('pong');
-      const pool = (await app.request('GET', '/api/pools')).body.pools[0];
+      const pool = (await app.pools())[0];
       expect([pool.crashLooping, pool.circuit]).toEqual([false, 'closed']);
       expect(app.logs.some((line) => line.includes('crash-looping') || line.includes('circuit opened'))).toBe(false);
     } finally {
@@ -234,14 +234,14 @@ describe('chaos: workers dying and freezing', () => {
       await execute(app, 'crash');
       await execute(app, 'crash');
       const pool = await eventually(async () => {
-        const info = (await app.request('GET', '/api/pools')).body.pools[0];
+        const info = (await app.pools())[0];
         return info.crashLooping ? info : undefined;
       }, 20_000);
       expect(pool.ready).toBe(0);
       expect(app.logs.some((line) => line.includes('pool is crash-looping'))).toBe(true);
       rmSync(failFile);
       await eventually(async () => {
-        const info = (await app.request('GET', '/api/pools')).body.pools[0];
+        const info = (await app.pools())[0];
         return !info.crashLooping && info.ready === 2 ? info : undefined;
       }, 30_000);
       expect((await execute(app, 'ping')).result).toBe('pong');
@@ -268,7 +268,7 @@ describe('chaos: workers dying and freezing', () => {
       expect(app.logs.some((line) => line.includes('pool is crash-looping'))).toBe(true);
       const open = await execute(app, 'ping');
       expect([open.status, open.code]).toEqual([503, 'CIRCUIT_OPEN']);
-      expect((await app.request('GET', '/api/pools')).body.pools[0].circuit).toBe('open');
+      expect((await app.pools())[0].circuit).toBe('open');
       const probe = await eventually(
         async () => {
           const outcome = await execute(app, 'ping');
@@ -278,7 +278,7 @@ describe('chaos: workers dying and freezing', () => {
         250,
       );
       expect(probe.result).toBe('pong');
-      expect((await app.request('GET', '/api/pools')).body.pools[0].circuit).toBe('closed');
+      expect((await app.pools())[0].circuit).toBe('closed');
       await readyWorkers(app, 2);
     } finally {
       await app.stop();

@@ -1,4 +1,18 @@
-import { eventually, isAlive, parseSse, sleep, startSampleApp, workerPids, type JsonResponse, type SampleApp } from '../helpers/sample-app';
+import { expect } from '@jest/globals';
+import type { SessionInfo, SnakepitErrorBody } from '@snakepit/nestjs';
+import {
+  eventually,
+  isAlive,
+  parseSse,
+  sleep,
+  startSampleApp,
+  workerPids,
+  type ExecuteOutcome,
+  type HealthBody,
+  type JsonResponse,
+  type SampleApp,
+  type ToolList,
+} from '../helpers/sample-app';
 import { RedisServer } from './redis-server';
 
 jest.setTimeout(60_000);
@@ -34,19 +48,20 @@ describe('cluster mode (three nodes, one Redis)', () => {
     });
 
   async function toolsOf(app: SampleApp): Promise<Record<string, string[]>> {
-    const { body } = await app.request('GET', '/api/tools');
-    const pools = (body.pools as Array<{ pool: string; nodes: string[] }>).map((p): [string, string[]] => [p.pool, p.nodes]);
+    const { body } = await app.request<ToolList>('GET', '/api/tools');
+    // Cluster mode lists the nodes that serve each pool.
+    const pools = body.pools.map((p): [string, string[]] => [p.pool, p.nodes!]);
     return Object.fromEntries(pools.sort(([x], [y]) => x.localeCompare(y)));
   }
 
   async function createSession(app: SampleApp): Promise<string> {
-    const created = await app.request('POST', '/api/sessions', { ttlSeconds: 600 });
+    const created = await app.request<SessionInfo>('POST', '/api/sessions', { ttlSeconds: 600 });
     expect(created.status).toBe(201);
-    return created.body.sessionId as string;
+    return created.body.sessionId;
   }
 
   const put = (app: SampleApp, sessionId: string, key: string, value: unknown, pool = 'default') =>
-    app.execute('session_put', { key, value }, { sessionId, pool });
+    app.execute<ExecuteOutcome>('session_put', { key, value }, { sessionId, pool });
 
   beforeAll(async () => {
     redis = await RedisServer.start();
@@ -65,18 +80,18 @@ describe('cluster mode (three nodes, one Redis)', () => {
   });
 
   it('lists every pool of the cluster on every node, with the nodes that serve it', async () => {
-    const { body } = await c.request('GET', '/api/tools');
-    const inference = body.pools.find((p: { pool: string }) => p.pool === 'inference');
-    const onA = (await a.request('GET', '/api/tools')).body.pools.find((p: { pool: string }) => p.pool === 'inference');
+    const { body } = await c.request<ToolList>('GET', '/api/tools');
+    const inference = body.pools.find((p) => p.pool === 'inference');
+    const onA = (await a.request<ToolList>('GET', '/api/tools')).body.pools.find((p) => p.pool === 'inference');
     expect(onA).toEqual(inference);
-    expect(onA.tools.map((t: { name: string }) => t.name)).toEqual(expect.arrayContaining(['add', 'count', 'fail', 'session_put']));
+    expect(onA?.tools.map((t) => t.name)).toEqual(expect.arrayContaining(['add', 'count', 'fail', 'session_put']));
   });
 
   it('shares a session across nodes: created and written on A, read and updated on B and C', async () => {
     const sessionId = await createSession(a);
     expect((await put(a, sessionId, 'from_a', 1)).status).toBe(200);
 
-    const onB = await b.request('GET', `/api/sessions/${sessionId}`);
+    const onB = await b.request<SessionInfo>('GET', `/api/sessions/${sessionId}`);
     expect(onB.body.state).toEqual({ from_a: 1 });
     expect((await put(b, sessionId, 'from_b', { n: 2 })).status).toBe(200);
     // C has no `default` pool: the call runs on A or B, the state comes from Redis.
@@ -85,7 +100,7 @@ describe('cluster mode (three nodes, one Redis)', () => {
     const defaultWorkers = [...(await a.workers()), ...(await b.workers())].map((worker) => worker.pid);
     expect(defaultWorkers).toContain(fromC.body.pid);
 
-    const onC = await c.request('GET', `/api/sessions/${sessionId}`);
+    const onC = await c.request<SessionInfo>('GET', `/api/sessions/${sessionId}`);
     expect(onC.body).toMatchObject({ state: { from_a: 1, from_b: { n: 2 }, from_c: [3] }, version: 3 });
     expect((await a.execute('session_get', { key: 'from_c' }, { sessionId })).body.result).toEqual([3]);
   });
@@ -100,7 +115,7 @@ describe('cluster mode (three nodes, one Redis)', () => {
       .map(({ key }) => key)
       .sort();
     expect(stored.length).toBeGreaterThan(0);
-    const { body } = await a.request('GET', `/api/sessions/${sessionId}`);
+    const { body } = await a.request<SessionInfo>('GET', `/api/sessions/${sessionId}`);
     expect(Object.keys(body.state).sort()).toEqual(stored);
     expect(body.version).toBe(stored.length);
   });
@@ -114,12 +129,12 @@ describe('cluster mode (three nodes, one Redis)', () => {
 
   it("brings a Python exception raised on C to A's client exactly as C reports it, type and traceback included", async () => {
     const args = { type: 'KeyError', message: 'no such model', chained: true };
-    const remote = await a.execute('fail', args, { pool: 'inference' });
-    const local = await c.execute('fail', args, { pool: 'inference' });
+    const remote = await a.execute<SnakepitErrorBody>('fail', args, { pool: 'inference' });
+    const local = await c.execute<SnakepitErrorBody>('fail', args, { pool: 'inference' });
     expect(remote.status).toBe(500);
     expect(remote.body.error).toMatchObject({ code: 'PYTHON_EXCEPTION', details: { node: 'node-c' }, python: { type: 'KeyError' } });
-    expect(remote.body.error.python.traceback).toMatch(/KeyError: 'no such model'/);
-    expect(remote.body.error.python.traceback).toMatch(/showcase\.py/);
+    expect(remote.body.error.python?.traceback).toMatch(/KeyError: 'no such model'/);
+    expect(remote.body.error.python?.traceback).toMatch(/showcase\.py/);
     const { node, ...remoteDetails } = remote.body.error.details;
     expect(node).toBe('node-c');
     expect({ ...remote.body.error, details: undefined }).toEqual({ ...local.body.error, details: undefined });
@@ -145,7 +160,7 @@ describe('cluster mode (three nodes, one Redis)', () => {
     });
     const reader = response.body!.getReader();
     let received = '';
-    while ((received.match(/^data:/gm) ?? []).length < 3) received += new TextDecoder().decode((await reader.read()).value);
+    while ((received.match(/^data:/gm) ?? []).length < 3) received += new TextDecoder().decode((await reader.read()).value as Uint8Array | undefined);
     expect((await c.workers('inference'))[0].busy).toBe(1);
     abort.abort();
     await eventually(async () => ((await c.workers('inference'))[0].busy === 0 ? true : undefined), 10_000);
@@ -160,7 +175,7 @@ describe('cluster mode (three nodes, one Redis)', () => {
     expect((await running).body).toMatchObject({ result: 1_500, workerId: 'gpu-1', pool: 'gpu' });
     await stopped;
     await eventually(async () => ((await toolsOf(a)).gpu === undefined ? true : undefined));
-    expect((await a.execute('add', { a: 1, b: 1 }, { pool: 'gpu' })).body.error.code).toBe('POOL_NOT_FOUND');
+    expect((await a.execute<SnakepitErrorBody>('add', { a: 1, b: 1 }, { pool: 'gpu' })).body.error.code).toBe('POOL_NOT_FOUND');
   });
 
   it('survives SIGKILL of B under load: no call hangs, its sessions live on, its pools leave the registry', async () => {
@@ -169,34 +184,34 @@ describe('cluster mode (three nodes, one Redis)', () => {
     const bWorkers = workerPids(b.pid);
 
     // A call still unanswered after 20 s counts as hung.
-    const guarded = (call: Promise<JsonResponse>) => {
+    const guarded = (call: Promise<JsonResponse<ExecuteOutcome>>) => {
       let timer: NodeJS.Timeout | undefined;
-      const hung = new Promise<JsonResponse>((resolve) => {
-        timer = setTimeout(() => resolve({ status: -1, body: 'hung', text: '', headers: new Headers() }), 20_000);
+      const hung = new Promise<JsonResponse<ExecuteOutcome>>((resolve) => {
+        timer = setTimeout(() => resolve({ status: -1, body: {}, text: 'hung', headers: new Headers() }), 20_000);
       });
       return Promise.race([call, hung]).finally(() => clearTimeout(timer));
     };
     const load = [
-      ...Array.from({ length: 6 }, () => guarded(a.execute('sleep', { ms: 300 }, { pool: 'batch' }))),
-      ...Array.from({ length: 6 }, () => guarded(c.execute('sleep', { ms: 200 }, { pool: 'default' }))),
+      ...Array.from({ length: 6 }, () => guarded(a.execute<ExecuteOutcome>('sleep', { ms: 300 }, { pool: 'batch' }))),
+      ...Array.from({ length: 6 }, () => guarded(c.execute<ExecuteOutcome>('sleep', { ms: 200 }, { pool: 'default' }))),
     ];
     await sleep(150);
     await b.stop('SIGKILL');
 
     const answers = await Promise.all(load);
     for (const answer of answers) {
-      expect(answer.status === 200 || answer.body?.error?.code === 'WORKER_UNAVAILABLE').toBe(true);
-      if (answer.status !== 200) expect(answer.body.error.details).toMatchObject({ node: 'node-b' });
+      expect(answer.status === 200 || answer.body.error?.code === 'WORKER_UNAVAILABLE').toBe(true);
+      if (answer.status !== 200) expect(answer.body.error?.details).toMatchObject({ node: 'node-b' });
     }
 
     for (const app of [a, c]) {
-      expect((await app.request('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ last_by_b: 42 });
+      expect((await app.request<SessionInfo>('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ last_by_b: 42 });
     }
     const remaining = { default: ['node-a'], inference: ['node-c'] };
     for (const app of [a, c]) {
       await eventually(async () => (JSON.stringify(await toolsOf(app)) === JSON.stringify(remaining) ? true : undefined), DETECTION_WINDOW_MS, 50);
     }
-    expect((await a.execute('add', { a: 1, b: 1 }, { pool: 'batch' })).body.error.code).toBe('POOL_NOT_FOUND');
+    expect((await a.execute<SnakepitErrorBody>('add', { a: 1, b: 1 }, { pool: 'batch' })).body.error.code).toBe('POOL_NOT_FOUND');
     expect((await c.execute('session_get', { key: 'last_by_b' }, { sessionId })).body).toMatchObject({ result: 42, workerId: 'default-1' });
     // B's workers follow their host (stdin lifeline): nothing is left behind.
     await eventually(() => (bWorkers.every((pid) => !isAlive(pid)) ? true : undefined), 10_000);
@@ -213,14 +228,14 @@ describe('cluster mode (three nodes, one Redis)', () => {
     const sessionCall = await put(a, sessionId, 'during', 'outage');
     expect(sessionCall.status).toBe(503);
     expect(sessionCall.body.error).toMatchObject({ code: 'WORKER_UNAVAILABLE', details: { reason: 'redis_unreachable' } });
-    expect(sessionCall.body.error.message).toMatch(/Redis is unreachable/);
+    expect(sessionCall.body.error?.message).toMatch(/Redis is unreachable/);
     expect((await a.request('POST', '/api/sessions', {})).status).toBe(503);
-    const readiness = await a.request('GET', '/health/ready');
+    const readiness = await a.request<HealthBody>('GET', '/health/ready');
     expect(readiness.status).toBe(503);
     expect(readiness.body.error).toHaveProperty('sessions');
     const remote = await eventually(
       async () => {
-        const answer = await a.execute('add', { a: 1, b: 2 }, { pool: 'inference' });
+        const answer = await a.execute<SnakepitErrorBody>('add', { a: 1, b: 2 }, { pool: 'inference' });
         return answer.status === 503 ? answer : undefined;
       },
       DETECTION_WINDOW_MS,
@@ -230,7 +245,7 @@ describe('cluster mode (three nodes, one Redis)', () => {
 
     await redis.resume();
     await eventually(async () => ((await put(a, sessionId, 'after', 'outage')).status === 200 ? true : undefined), 15_000, 100);
-    expect((await c.request('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ before: 'outage', after: 'outage' });
+    expect((await c.request<SessionInfo>('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ before: 'outage', after: 'outage' });
     await eventually(async () => ((await a.execute('add', { a: 1, b: 2 }, { pool: 'inference' })).body.result === 3 ? true : undefined), 15_000, 100);
     await eventually(async () => ((await a.request('GET', '/health/ready')).status === 200 ? true : undefined), 15_000, 100);
   });

@@ -1,5 +1,7 @@
+import { expect } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { eventually, isAlive, parseSse, startSampleApp, workerPids, type SampleApp } from '../helpers/sample-app';
+import type { SessionInfo, SnakepitErrorBody } from '@snakepit/nestjs';
+import { eventually, isAlive, parseSse, startSampleApp, workerPids, type SampleApp, type ToolList } from '../helpers/sample-app';
 import { snakepitClient } from '../helpers/grpc-client';
 
 jest.setTimeout(60_000);
@@ -67,13 +69,13 @@ describe('sample app: HTTP API', () => {
   });
 
   it('answers a stream call that fails before its first chunk with a proper status', async () => {
-    const { status, body } = await app.request('POST', '/api/stream', { tool: 'no_such_tool' });
+    const { status, body } = await app.request<SnakepitErrorBody>('POST', '/api/stream', { tool: 'no_such_tool' });
     expect(status).toBe(404);
     expect(body.error.code).toBe('TOOL_NOT_FOUND');
   });
 
   it('lists pools with their workers, and tools with their parameters', async () => {
-    const pools = (await app.request('GET', '/api/pools')).body.pools;
+    const pools = await app.pools();
     expect(pools).toHaveLength(1);
     expect(pools[0]).toMatchObject({ name: 'default', size: 2, queueDepth: 0 });
     expect(pools[0].available).toBeGreaterThanOrEqual(0);
@@ -84,43 +86,43 @@ describe('sample app: HTTP API', () => {
       expect(worker.uptimeMs).toBeGreaterThan(0);
       expect(typeof worker.requestsServed).toBe('number');
     }
-    const tools = (await app.request('GET', '/api/tools')).body.pools[0];
+    const tools = (await app.request<ToolList>('GET', '/api/tools')).body.pools[0];
     expect(tools.pool).toBe('default');
-    const add = tools.tools.find((t: { name: string }) => t.name === 'add');
-    expect(add.parameters.map((p: { name: string; type: string; required: boolean }) => [p.name, p.type, p.required])).toEqual([
+    const add = tools.tools.find((t) => t.name === 'add');
+    expect(add?.parameters.map((p) => [p.name, p.type, p.required])).toEqual([
       ['a', 'number', true],
       ['b', 'number', true],
     ]);
-    expect(tools.tools.find((t: { name: string }) => t.name === 'count').streaming).toBe(true);
+    expect(tools.tools.find((t) => t.name === 'count')?.streaming).toBe(true);
   });
 
   describe('sessions', () => {
     it('creates, reads and deletes a session', async () => {
-      const created = await app.request('POST', '/api/sessions', { ttlSeconds: 60, metadata: { user: 'ada' } });
+      const created = await app.request<SessionInfo>('POST', '/api/sessions', { ttlSeconds: 60, metadata: { user: 'ada' } });
       expect(created.status).toBe(201);
       expect(created.body.sessionId).toMatch(/^sess_/);
       expect(Date.parse(created.body.expiresAt)).toBeGreaterThan(Date.now());
       const id = created.body.sessionId;
-      const read = await app.request('GET', `/api/sessions/${id}`);
+      const read = await app.request<SessionInfo>('GET', `/api/sessions/${id}`);
       expect(read.status).toBe(200);
       expect(read.body.metadata).toEqual({ user: 'ada' });
       expect((await app.request('DELETE', `/api/sessions/${id}`)).status).toBe(204);
-      const gone = await app.request('GET', `/api/sessions/${id}`);
+      const gone = await app.request<SnakepitErrorBody>('GET', `/api/sessions/${id}`);
       expect(gone.status).toBe(404);
       expect(gone.body.error.code).toBe('SESSION_NOT_FOUND');
       expect((await app.request('DELETE', `/api/sessions/${id}`)).status).toBe(404);
     });
 
     it('keeps state tools write, prefers the same worker, and survives that worker dying', async () => {
-      const { sessionId } = (await app.request('POST', '/api/sessions', {})).body;
+      const { sessionId } = (await app.request<SessionInfo>('POST', '/api/sessions', {})).body;
       const put = await app.execute('session_put', { key: 'model', value: { layers: [3, 4] } }, { sessionId });
       expect(put.status).toBe(200);
       const get = await app.execute('session_get', { key: 'model' }, { sessionId });
       expect(get.body.result).toEqual({ layers: [3, 4] });
       expect(get.body.workerId).toBe(put.body.workerId); // affinity hint honoured while that worker is free
-      expect((await app.request('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ model: { layers: [3, 4] } });
+      expect((await app.request<SessionInfo>('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ model: { layers: [3, 4] } });
 
-      const crashed = await app.execute('crash', {}, { sessionId });
+      const crashed = await app.execute<SnakepitErrorBody>('crash', {}, { sessionId });
       expect(crashed.status).toBe(502);
       expect(crashed.body.error.code).toBe('WORKER_CRASHED');
       const after = await eventually(async () => {
@@ -132,11 +134,11 @@ describe('sample app: HTTP API', () => {
     });
 
     it('runs calls of a session concurrently without losing increments', async () => {
-      const { sessionId } = (await app.request('POST', '/api/sessions', {})).body;
+      const { sessionId } = (await app.request<SessionInfo>('POST', '/api/sessions', {})).body;
       const keys = ['a', 'b', 'c', 'd'];
       const results = await Promise.all(keys.map((key) => app.execute('session_incr', { key, by: 2 }, { sessionId })));
       expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
-      expect((await app.request('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ a: 2, b: 2, c: 2, d: 2 });
+      expect((await app.request<SessionInfo>('GET', `/api/sessions/${sessionId}`)).body.state).toEqual({ a: 2, b: 2, c: 2, d: 2 });
     });
   });
 
@@ -151,33 +153,33 @@ describe('sample app: HTTP API', () => {
       ['a tool name with path characters', { tool: '../../etc/passwd' }, 400, 'INVALID_ARGUMENTS'],
       ['a negative timeout', { tool: 'ping', timeoutMs: -5 }, 400, 'INVALID_ARGUMENTS'],
     ])('%s', async (_label, body, status, code) => {
-      const response = await app.request('POST', '/api/execute', body);
+      const response = await app.request<SnakepitErrorBody>('POST', '/api/execute', body);
       expect(response.status).toBe(status);
       expect(response.body.error.code).toBe(code);
       expect(typeof response.body.error.message).toBe('string');
     });
 
     it('malformed JSON', async () => {
-      const response = await app.request('POST', '/api/execute', '{"tool": "add",');
+      const response = await app.request<SnakepitErrorBody>('POST', '/api/execute', '{"tool": "add",');
       expect(response.status).toBe(400);
       expect(response.body.error.code).toBe('INVALID_ARGUMENTS');
     });
 
     it('a Python exception arrives with its type, chain and traceback', async () => {
-      const { status, body } = await app.execute('fail', { type: 'ValueError', message: 'bad input', chained: true });
+      const { status, body } = await app.execute<SnakepitErrorBody>('fail', { type: 'ValueError', message: 'bad input', chained: true });
       expect(status).toBe(500);
       expect(body.error.code).toBe('PYTHON_EXCEPTION');
-      expect(body.error.python.type).toBe('ValueError');
-      expect(body.error.python.message).toBe('bad input');
-      expect(body.error.python.traceback).toContain('ValueError: bad input');
-      expect(body.error.python.chain.map((link: { type: string }) => link.type)).toContain('KeyError');
+      expect(body.error.python?.type).toBe('ValueError');
+      expect(body.error.python?.message).toBe('bad input');
+      expect(body.error.python?.traceback).toContain('ValueError: bad input');
+      expect(body.error.python?.chain?.map((link) => link.type)).toContain('KeyError');
       expect(body.error.details).toMatchObject({ pool: 'default', tool: 'fail' });
       expect(body.error.details.workerId).toMatch(/^default-/);
     });
 
     it('a call over its budget times out at about the budget, and the worker is free again', async () => {
       // A two-minute tool: had the host waited for it, the test's own timeout would fail first.
-      const { status, body } = await app.execute('sleep', { ms: 120_000 }, { timeoutMs: 300 });
+      const { status, body } = await app.execute<SnakepitErrorBody>('sleep', { ms: 120_000 }, { timeoutMs: 300 });
       expect(status).toBe(504);
       expect(body.error).toMatchObject({ code: 'TIMEOUT', details: { timeoutMs: 300, phase: 'execute' } });
       await eventually(async () => (await app.workers()).every((w) => w.busy === 0) || undefined);
@@ -185,7 +187,7 @@ describe('sample app: HTTP API', () => {
     });
 
     it('a worker killed mid-request: structured error, replaced, next call served', async () => {
-      const pending = app.execute('sleep', { ms: 10_000 });
+      const pending = app.execute<SnakepitErrorBody>('sleep', { ms: 10_000 });
       const busy = await eventually(async () => (await app.workers()).find((w) => w.busy > 0));
       process.kill(busy.pid, 'SIGKILL');
       const { status, body } = await pending;
@@ -235,7 +237,7 @@ describe('sample app: gRPC API', () => {
       call.on('end', resolve);
       call.on('error', reject);
     });
-    expect(chunks.map((c) => [JSON.parse(c.dataJson), c.seq])).toEqual([
+    expect(chunks.map((c) => [JSON.parse(c.dataJson) as unknown, c.seq])).toEqual([
       [{ i: 0 }, 0],
       [{ i: 1 }, 1],
       [{ i: 2 }, 2],
@@ -255,14 +257,17 @@ describe('sample app: gRPC API', () => {
   });
 
   it('maps errors to gRPC statuses with the Snakepit code and Python type in metadata', async () => {
-    const error = await client.unary('Execute', { tool: 'fail', argsJson: '{"type":"KeyError","message":"k"}' }).catch((e) => e);
-    expect(error.code).toBe(grpc.status.INTERNAL);
-    expect(error.metadata.get('snakepit-error-code')).toEqual(['PYTHON_EXCEPTION']);
-    expect(error.metadata.get('snakepit-python-type')).toEqual(['KeyError']);
-    const unknown = await client.unary('Execute', { tool: 'nope', argsJson: '{}' }).catch((e) => e);
-    expect(unknown.code).toBe(grpc.status.NOT_FOUND);
-    const badJson = await client.unary('Execute', { tool: 'add', argsJson: '{oops' }).catch((e) => e);
-    expect(badJson.code).toBe(grpc.status.INVALID_ARGUMENT);
+    const failure = (argsJson: string, tool = 'fail') =>
+      client.unary('Execute', { tool, argsJson }).then(
+        () => undefined,
+        (error: grpc.ServiceError) => error,
+      );
+    const error = await failure('{"type":"KeyError","message":"k"}');
+    expect(error?.code).toBe(grpc.status.INTERNAL);
+    expect(error?.metadata.get('snakepit-error-code')).toEqual(['PYTHON_EXCEPTION']);
+    expect(error?.metadata.get('snakepit-python-type')).toEqual(['KeyError']);
+    expect((await failure('{}', 'nope'))?.code).toBe(grpc.status.NOT_FOUND);
+    expect((await failure('{oops', 'add'))?.code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
   it('serves grpc.health.v1', async () => {
@@ -280,8 +285,8 @@ describe('sample app: bounded queue and shutdown', () => {
       expect(statuses.filter((s) => s === 200)).toHaveLength(3); // 1 running + 2 queued
       expect(statuses.filter((s) => s === 429)).toHaveLength(3);
       const fill = [1, 2, 3].map(() => app.execute('sleep', { ms: 500 }));
-      await eventually(async () => (await app.request('GET', '/api/pools')).body.pools[0].queueDepth === 2 || undefined);
-      const rejected = await app.execute('ping');
+      await eventually(async () => (await app.pools())[0].queueDepth === 2 || undefined);
+      const rejected = await app.execute<SnakepitErrorBody>('ping');
       expect(rejected.status).toBe(429);
       expect(rejected.body.error.code).toBe('QUEUE_FULL');
       expect((await Promise.all(fill)).map((r) => r.status)).toEqual([200, 200, 200]);

@@ -91,7 +91,7 @@ describe('cookbook recipes', () => {
       { city: 'Lima', count: 1, sum: 4, mean: 4 },
       { city: 'Oslo', count: 2, sum: 40, mean: 20 },
     ]);
-    const error = (await pools.execute('summarize', { records, by: 'country', value: 'sales' }, { pool: 'reports' }).catch((e) => e)) as SnakepitError;
+    const error = (await pools.execute('summarize', { records, by: 'country', value: 'sales' }, { pool: 'reports' }).catch((e: unknown) => e)) as SnakepitError;
     expect(error.code).toBe('INVALID_ARGUMENTS');
     expect(error.details.columns).toEqual(['city', 'sales']);
   });

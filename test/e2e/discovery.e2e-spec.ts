@@ -1,7 +1,9 @@
+import { expect } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { dirname, join } from 'node:path';
-import { Root, type Method, type Type } from 'protobufjs';
+import type { SnakepitErrorBody } from '@snakepit/nestjs';
+import { Root } from 'protobufjs';
 import { FileDescriptorProto, type IFileDescriptorProto, type IFileDescriptorSet } from 'protobufjs/ext/descriptor';
 import { startSampleApp, type SampleApp } from '../helpers/sample-app';
 
@@ -57,7 +59,7 @@ async function filesFor(address: string, symbol: string): Promise<IFileDescripto
 }
 
 // protobufjs' descriptor extension adds Root.fromDescriptor without declaring it in its types.
-const rootFromDescriptor = (Root as unknown as { fromDescriptor(set: IFileDescriptorSet): Root }).fromDescriptor;
+const rootFromDescriptor = (Root as unknown as { fromDescriptor(this: void, set: IFileDescriptorSet): Root }).fromDescriptor;
 
 /** Every `$ref` in an OpenAPI document. */
 function refsOf(value: unknown): string[] {
@@ -108,14 +110,14 @@ describe('sample app: discovery (gRPC reflection, OpenAPI and Swagger UI)', () =
     it("resolves a method's descriptor, with the .proto's field names, and it is enough to call the method", async () => {
       const files = await filesFor(app.grpcAddress, 'snakepit.v1.Snakepit');
       const root = rootFromDescriptor({ file: files });
-      const execute = root.lookupService('snakepit.v1.Snakepit').methods.Execute as Method;
+      const execute = root.lookupService('snakepit.v1.Snakepit').methods.Execute;
       execute.resolve();
-      const request = execute.resolvedRequestType as Type;
-      const response = execute.resolvedResponseType as Type;
+      const request = execute.resolvedRequestType!;
+      const response = execute.resolvedResponseType!;
       expect(request.fullName).toBe('.snakepit.v1.ExecuteRequest');
       expect(Object.keys(request.fields)).toEqual(expect.arrayContaining(['tool', 'args_json', 'pool', 'session_id', 'timeout_ms']));
       expect(execute.responseStream).toBeFalsy();
-      expect((root.lookupService('snakepit.v1.Snakepit').methods.ExecuteStream as Method).responseStream).toBe(true);
+      expect(root.lookupService('snakepit.v1.Snakepit').methods.ExecuteStream.responseStream).toBe(true);
 
       // What grpcurl does: encode the request from the reflected types alone.
       const client = new grpc.Client(app.grpcAddress, grpc.credentials.createInsecure());
@@ -194,7 +196,7 @@ describe('sample app: discovery (gRPC reflection, OpenAPI and Swagger UI)', () =
       expect(result.status).toBe(200);
       expect(Object.keys(result.body).sort()).toEqual(Object.keys(schema('#/components/schemas/ExecuteResponseDto').properties!).sort());
 
-      const failure = await app.request('POST', '/api/execute', { tool: '' });
+      const failure = await app.request<SnakepitErrorBody>('POST', '/api/execute', { tool: '' });
       expect(failure.status).toBe(400);
       const errorBody = schema('#/components/schemas/ErrorBodyDto');
       const error = schema(errorBody.properties!.error.$ref ?? errorBody.properties!.error.allOf?.[0].$ref);

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import type { SnakepitErrorBody } from '@snakepit/nestjs';
 import { coreClientUnary, errorBody, snakepitClient } from '../helpers/grpc-client';
@@ -65,7 +66,7 @@ describe('errors over gRPC and HTTP, whatever their text and size', () => {
   });
 
   it('the same message reaches HTTP clients intact as JSON', async () => {
-    const response = await app.execute('fail', { type: 'KeyError', message: '数据 café' });
+    const response = await app.execute<SnakepitErrorBody>('fail', { type: 'KeyError', message: '数据 café' });
     expect(response.status).toBe(500);
     expect(response.headers.get('content-type')).toContain('application/json');
     expect(response.body.error).toMatchObject({
@@ -99,11 +100,12 @@ describe('errors over gRPC and HTTP, whatever their text and size', () => {
       details: { pool: 'default', tool: 'add', parameters: ['a', 'b'] },
     });
 
-    const http = await app.execute('add', HUGE_INVALID_ARGS);
+    const http = await app.execute<SnakepitErrorBody>('add', HUGE_INVALID_ARGS);
     expect(http.status).toBe(400);
     expect(http.body.error.code).toBe('INVALID_ARGUMENTS');
-    expect(http.body.error.details.errors).toHaveLength(20);
-    expect(http.body.error.details.errors[0]).toEqual({ path: quotedPath(`${'参数'.repeat(300)}0`), problem: 'unknown', got: 'integer' });
+    const errors = http.body.error.details.errors as unknown[];
+    expect(errors).toHaveLength(20);
+    expect(errors[0]).toEqual({ path: quotedPath(`${'参数'.repeat(300)}0`), problem: 'unknown', got: 'integer' });
     expect(http.body.error).not.toHaveProperty('truncated');
   });
 
@@ -139,14 +141,15 @@ describe('public error bodies in production (exposeTracebacks off)', () => {
       details: { pool: 'default', tool: 'fail' },
       python: { type: 'ValueError', message: 'café' },
     };
-    const http = await app.execute('fail', { type: 'ValueError', message: 'café', chained: true });
+    const http = await app.execute<SnakepitErrorBody>('fail', { type: 'ValueError', message: 'café', chained: true });
     expect(http.status).toBe(500);
     expect(http.body.error).toEqual(expected);
-    const error = await api
-      .unary('Execute', { tool: 'fail', argsJson: JSON.stringify({ type: 'ValueError', message: 'café', chained: true }) })
-      .catch((e: grpc.ServiceError) => e);
-    expect(error.code).toBe(grpc.status.INTERNAL);
-    expect(errorBody(error)).toEqual(expected);
+    const error = await api.unary('Execute', { tool: 'fail', argsJson: JSON.stringify({ type: 'ValueError', message: 'café', chained: true }) }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(error?.code).toBe(grpc.status.INTERNAL);
+    expect(errorBody(error!)).toEqual(expected);
     const [worker] = await app.workers();
     const line = await eventually(() => app.logs.find((entry) => entry.includes('traceback hidden from the client') && entry.includes('inner cause')));
     expect(JSON.parse(line)).toMatchObject({
@@ -158,10 +161,10 @@ describe('public error bodies in production (exposeTracebacks off)', () => {
   });
 
   it('refusals do not list the tools or pools there are', async () => {
-    const tool = await app.execute('no_such_tool');
+    const tool = await app.execute<SnakepitErrorBody>('no_such_tool');
     expect(tool.status).toBe(404);
     expect(tool.body.error.details).toEqual({ pool: 'default', tool: 'no_such_tool' });
-    const pool = await app.execute('ping', {}, { pool: 'nope' });
+    const pool = await app.execute<SnakepitErrorBody>('ping', {}, { pool: 'nope' });
     expect(pool.status).toBe(404);
     expect(pool.body.error.details).toEqual({ pool: 'nope' });
   });

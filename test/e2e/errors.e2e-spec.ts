@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { ExecuteResult, SnakepitErrorBody } from '@snakepit/nestjs';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,15 @@ import { HealthClient } from '../helpers/health-client';
 import { eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
 
 jest.setTimeout(120_000);
+
+/** A POST /api/execute body; the gRPC ExecuteRequest carries the same fields. */
+interface CallBody {
+  tool: string;
+  args?: Record<string, unknown>;
+  pool?: string;
+  sessionId?: string;
+  timeoutMs?: number;
+}
 
 /**
  * Issue 4: every error code reachable through the sample app, over HTTP and
@@ -41,8 +51,8 @@ describe('structured errors and hostile input', () => {
   });
 
   /** The same call over HTTP and gRPC must fail with the same code, at the mapped statuses. */
-  async function expectCode(code: string, httpStatus: number, grpcStatus: number, body: Record<string, unknown>) {
-    const http = await app.request('POST', '/api/execute', body);
+  async function expectCode(code: string, httpStatus: number, grpcStatus: number, body: CallBody) {
+    const http = await app.request<SnakepitErrorBody>('POST', '/api/execute', body);
     expect({ status: http.status, code: http.body?.error?.code }).toEqual({ status: httpStatus, code });
     expect(typeof http.body.error.numericCode).toBe('number');
     expect(typeof http.body.error.message).toBe('string');
@@ -76,7 +86,7 @@ describe('structured errors and hostile input', () => {
   ])('%s over HTTP and gRPC', async (code, httpStatus, grpcStatus, body) => {
     const error = await expectCode(code, httpStatus, grpcStatus, body);
     if (code === 'SERIALIZATION_ERROR') expect(error.details.path).toBe('$');
-    if (code === 'RESOURCE_EXHAUSTED') expect(error.python.type).toBe('MemoryError');
+    if (code === 'RESOURCE_EXHAUSTED') expect(error.python?.type).toBe('MemoryError');
     // Nothing leaked: every slot is free again.
     await eventually(async () => (await app.workers()).every((w) => w.busy === 0 && w.state === 'ready') || undefined, 15_000);
   });
@@ -91,8 +101,8 @@ describe('structured errors and hostile input', () => {
     try {
       const busy = queueApp.execute('sleep', { ms: 1500 });
       await eventually(async () => (await queueApp.workers()).some((w) => w.busy > 0) || undefined);
-      const waiting = queueApp.execute('ping');
-      const full = await queueApp.execute('ping');
+      const waiting = queueApp.execute<SnakepitErrorBody>('ping');
+      const full = await queueApp.execute<SnakepitErrorBody>('ping');
       expect([full.status, full.body.error.code]).toEqual([429, 'QUEUE_FULL']);
       const timedOut = await waiting;
       expect([timedOut.status, timedOut.body.error.code]).toEqual([503, 'QUEUE_TIMEOUT']);
@@ -105,11 +115,11 @@ describe('structured errors and hostile input', () => {
   it('a ValueError reaches the client with its type; the traceback only when exposeTracebacks is on', async () => {
     const production = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', NODE_ENV: 'production' });
     try {
-      const hidden = await production.execute('fail', { type: 'ValueError', message: 'no' });
-      expect(hidden.body.error.python.type).toBe('ValueError');
+      const hidden = await production.execute<SnakepitErrorBody>('fail', { type: 'ValueError', message: 'no' });
+      expect(hidden.body.error.python?.type).toBe('ValueError');
       expect(hidden.body.error.python).not.toHaveProperty('traceback');
-      const shown = await app.execute('fail', { type: 'ValueError', message: 'no' });
-      expect(shown.body.error.python.traceback).toContain('ValueError: no');
+      const shown = await app.execute<SnakepitErrorBody>('fail', { type: 'ValueError', message: 'no' });
+      expect(shown.body.error.python?.traceback).toContain('ValueError: no');
       expect(shown.body.error.details).toMatchObject({ tool: 'fail', pool: 'default' });
       expect(typeof shown.body.error.details.pid).toBe('number');
     } finally {
@@ -128,14 +138,14 @@ describe('structured errors and hostile input', () => {
       ['a tool that is not a string', { tool: 42 }],
       ['unknown argument names', { tool: 'add', args: { a: 1, b: 2, c: 3 } }],
     ])('%s → 400 INVALID_ARGUMENTS', async (_label, body) => {
-      const response = await app.request('POST', '/api/execute', body);
+      const response = await app.request<SnakepitErrorBody>('POST', '/api/execute', body);
       expect(response.status).toBe(400);
       expect(response.body.error.code).toBe('INVALID_ARGUMENTS');
     });
 
     it('session ids that are not ours → 404', async () => {
       for (const id of ['..%2F..%2Fetc', 'x'.repeat(500), 'sess_%00']) {
-        const response = await app.request('GET', `/api/sessions/${id}`);
+        const response = await app.request<SnakepitErrorBody>('GET', `/api/sessions/${id}`);
         expect(response.status).toBe(404);
         expect(response.body.error.code).toBe('SESSION_NOT_FOUND');
       }
@@ -143,17 +153,17 @@ describe('structured errors and hostile input', () => {
 
     it('deeply nested JSON is refused without hurting the host', async () => {
       const nested = (depth: number) => `{"tool":"echo","args":{"value":${'['.repeat(depth)}1${']'.repeat(depth)}}}`;
-      const moderate = await app.request('POST', '/api/execute', nested(1000));
+      const moderate = await app.request<SnakepitErrorBody>('POST', '/api/execute', nested(1000));
       expect(moderate.status).toBe(400);
       expect(moderate.body.error.code).toBe('INVALID_ARGUMENTS');
-      const extreme = await app.request('POST', '/api/execute', nested(30_000));
+      const extreme = await app.request<SnakepitErrorBody>('POST', '/api/execute', nested(30_000));
       expect(extreme.status).toBe(400);
       expect(extreme.body.error.code).toBe('INVALID_ARGUMENTS');
       expect((await app.execute('ping')).body.result).toBe('pong');
     });
 
     it('a body over the size limit → 413', async () => {
-      const response = await app.request('POST', '/api/execute', { tool: 'echo', args: { value: 'y'.repeat(100 * 1024) } });
+      const response = await app.request<SnakepitErrorBody>('POST', '/api/execute', { tool: 'echo', args: { value: 'y'.repeat(100 * 1024) } });
       expect(response.status).toBe(413);
       expect(response.body.error.code).toBe('PAYLOAD_TOO_LARGE');
     });
@@ -175,7 +185,7 @@ describe('structured errors and hostile input', () => {
               res.setEncoding('utf8');
               res.on('data', (chunk: string) => (text += chunk));
               res.on('end', () => {
-                count(res.statusCode === 200 ? '200' : `${res.statusCode} ${JSON.parse(text).error.code}`);
+                count(res.statusCode === 200 ? '200' : `${res.statusCode} ${(JSON.parse(text) as SnakepitErrorBody).error.code}`);
                 resolve();
               });
             },
@@ -194,7 +204,7 @@ describe('structured errors and hostile input', () => {
       // Under this overload a call admitted to the queue may also wait past the queue timeout.
       expect([...outcomes.keys()].filter((key) => !['200', '429 QUEUE_FULL', '503 QUEUE_TIMEOUT'].includes(key))).toEqual([]);
       const pool = await eventually(async () => {
-        const info = (await app.request('GET', '/api/pools')).body.pools[0];
+        const [info] = await app.pools();
         return info.queueDepth === 0 && info.busy === 0 && info.available === 2 ? info : undefined;
       });
       expect(pool.ready).toBe(2);
@@ -219,7 +229,7 @@ describe('structured errors and hostile input', () => {
     });
 
     it("the host's environment reaches workers only through the allow-list", async () => {
-      const names: string[] = (await app.execute('environment')).body.result;
+      const names = (await app.execute<ExecuteResult<string[]>>('environment')).body.result;
       expect(names).toContain('PATH');
       expect(names).toContain('SNAKEPIT_WORKER_ID');
       expect(names).not.toContain('SNAKEPIT_TEST_HOST_SECRET');

@@ -1,5 +1,6 @@
+import type { SnakepitErrorBody } from '@snakepit/nestjs';
 import { HealthClient } from '../helpers/health-client';
-import { eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
+import { eventually, startSampleApp, type HealthBody, type SampleApp } from '../helpers/sample-app';
 
 jest.setTimeout(90_000);
 
@@ -15,7 +16,7 @@ type Labels = Record<string, string>;
 function metric(text: string, name: string, labels: Labels = {}): number | undefined {
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
+    if (match?.[1] !== name) continue;
     const found = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key, value]));
     if (Object.keys(found).length === Object.keys(labels).length && Object.entries(labels).every(([key, value]) => found[key] === value)) {
       return Number(match[3]);
@@ -32,7 +33,7 @@ async function scrape(app: SampleApp): Promise<string> {
 
 /** The app's log lines that are JSON objects (pino writes one per line). */
 function jsonLogs(app: SampleApp): Array<Record<string, unknown>> {
-  return app.logs.flatMap((line) => {
+  return app.logs.flatMap((line): Array<Record<string, unknown>> => {
     try {
       const parsed: unknown = JSON.parse(line);
       return parsed && typeof parsed === 'object' ? [parsed as Record<string, unknown>] : [];
@@ -46,9 +47,9 @@ const readyWorker = (app: SampleApp) => eventually(async () => (await app.worker
 const busyWorker = (app: SampleApp) => eventually(async () => (await app.workers()).find((w) => w.busy > 0));
 
 /** Waits until GET /health/ready answers `status` (and, if given, `when` holds of its body), and returns that answer. */
-const readiness = (app: SampleApp, status: number, timeoutMs?: number, when: (body: any) => boolean = () => true) =>
+const readiness = (app: SampleApp, status: number, timeoutMs?: number, when: (body: HealthBody) => boolean | undefined = () => true) =>
   eventually(async () => {
-    const response = await app.request('GET', '/health/ready');
+    const response = await app.request<HealthBody>('GET', '/health/ready');
     return response.status === status && when(response.body) ? response : undefined;
   }, timeoutMs);
 
@@ -74,7 +75,7 @@ describe('observability: metrics, health and logs of the sample app', () => {
     const live = await app.request('GET', '/health/live');
     expect(live.status).toBe(200);
     expect(live.body).toMatchObject({ status: 'ok', info: { event_loop: { status: 'up' } } });
-    const ready = await app.request('GET', '/health/ready');
+    const ready = await app.request<HealthBody>('GET', '/health/ready');
     expect(ready.status).toBe(200);
     expect(ready.body.info).toMatchObject({
       lifecycle: { status: 'up' },
@@ -104,7 +105,7 @@ describe('observability: metrics, health and logs of the sample app', () => {
 
   it('counts a crashed worker by reason and logs the crash with the worker context', async () => {
     const worker = await readyWorker(app);
-    const crashed = await app.execute('crash');
+    const crashed = await app.execute<SnakepitErrorBody>('crash');
     expect(crashed.status).toBe(502);
     expect(crashed.body.error.code).toBe('WORKER_CRASHED');
     const text = await eventually(async () => {
@@ -124,7 +125,7 @@ describe('observability: metrics, health and logs of the sample app', () => {
     await busyWorker(app);
     const queued = app.execute('sleep', { ms: 10 });
     await eventually(async () => (metric(await scrape(app), 'snakepit_queue_depth', { pool: 'default' }) === 1 ? true : undefined));
-    const refused = await app.execute('ping');
+    const refused = await app.execute<SnakepitErrorBody>('ping');
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('QUEUE_FULL');
     expect([(await running).status, (await queued).status]).toEqual([200, 200]);
@@ -140,13 +141,13 @@ describe('observability: metrics, health and logs of the sample app', () => {
     expect(started).toMatchObject({ level: 30, python_level: 'info', context: 'Snakepit', pool: 'default', pid: worker.pid, logger: 'snakepit.worker' });
     expect(started?.adapter).toContain('ShowcaseAdapter');
     expect((await app.execute('noisy', { text: 'printed by a tool' })).status).toBe(200);
-    const printed = await eventually(async () => jsonLogs(app).find((line) => line.msg === 'printed by a tool'));
+    const printed = await eventually(() => jsonLogs(app).find((line) => line.msg === 'printed by a tool'));
     expect(printed).toMatchObject({ level: 30, stream: 'stdout', pool: 'default', worker_id: worker.id, pid: worker.pid });
   });
 
   it('logs every call at debug with its context and the HTTP request id', async () => {
     const { body } = await app.execute('add', { a: 2, b: 2 });
-    const line = await eventually(async () =>
+    const line = await eventually(() =>
       jsonLogs(app).find((entry) => entry.msg === 'call finished' && entry.tool === 'add' && entry.worker_id === body.workerId),
     );
     expect(line).toMatchObject({ level: 20, context: 'Snakepit', pool: 'default', outcome: 'ok' });
@@ -197,12 +198,12 @@ describe('observability: readiness through a crash loop', () => {
       }
       // The pool notices the crash loop when the worker's exit is reported, a moment after the call failed.
       const down = await readiness(app, 503, undefined, (body) => body.error?.pools?.failing?.default?.includes('crash-looping'));
-      expect(down.body.error.pools).toMatchObject({ status: 'down', failing: { default: ['no ready worker', 'crash-looping'] } });
+      expect(down.body.error?.pools).toMatchObject({ status: 'down', failing: { default: ['no ready worker', 'crash-looping'] } });
       expect(metric(await scrape(app), 'snakepit_pool_crash_looping', { pool: 'default' })).toBe(1);
       await grpcStatus(grpcHealth, 'NOT_SERVING');
 
       const up = await readiness(app, 200, 30_000);
-      expect(up.body.info.pools.pools.default).toMatchObject({ ready: 1, crashLooping: false });
+      expect(up.body.info?.pools?.pools?.default).toMatchObject({ ready: 1, crashLooping: false });
       expect(metric(await scrape(app), 'snakepit_pool_crash_looping', { pool: 'default' })).toBe(0);
       expect(metric(await scrape(app), 'snakepit_worker_crashes_total', { pool: 'default', reason: 'exit' })).toBe(2);
       await grpcStatus(grpcHealth, 'SERVING');

@@ -1,9 +1,10 @@
+import type { PoolInfo, SnakepitErrorBody } from '@snakepit/nestjs';
 import { eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
 
 /** Waits until the default pool's info satisfies `check`, and returns it. */
-const eventuallyPool = (app: SampleApp, check: (info: any) => boolean) =>
+const eventuallyPool = (app: SampleApp, check: (info: PoolInfo) => boolean) =>
   eventually(async () => {
-    const info = (await app.request('GET', '/api/pools')).body.pools[0];
+    const [info] = await app.pools();
     return check(info) ? info : undefined;
   });
 
@@ -14,7 +15,7 @@ describe('worker profiles', () => {
   const spans = async (app: SampleApp, calls: number) => {
     const responses = await Promise.all(Array.from({ length: calls }, () => app.execute('sleep_span', { ms: 1000 })));
     expect(responses.map((r) => r.status)).toEqual(Array(calls).fill(200));
-    return responses.map((r) => ({ workerId: r.body.workerId as string, ...(r.body.result as { start: number; end: number }) }));
+    return responses.map((r) => ({ workerId: r.body.workerId, ...(r.body.result as { start: number; end: number }) }));
   };
 
   it('thread profile: 4 calls on one worker with 4 threads run at the same time', async () => {
@@ -24,7 +25,7 @@ describe('worker profiles', () => {
       expect(new Set(result.map((r) => r.workerId)).size).toBe(1);
       // Every call started before any ended: they overlapped, rather than ran one after another.
       expect(Math.max(...result.map((r) => r.start))).toBeLessThan(Math.min(...result.map((r) => r.end)));
-      expect((await app.request('GET', '/api/pools')).body.pools[0].workers[0].capacity).toBe(4);
+      expect((await app.pools())[0].workers[0].capacity).toBe(4);
     } finally {
       await app.stop();
     }
@@ -51,7 +52,7 @@ describe('worker profiles', () => {
 
       const long = app.execute('sleep', { ms: 1500 });
       await eventuallyPool(app, (info) => info.workers[0].busy === 1);
-      const dropped = await app.execute('sleep', { ms: 10 }, { timeoutMs: 300 });
+      const dropped = await app.execute<SnakepitErrorBody>('sleep', { ms: 10 }, { timeoutMs: 300 });
       expect(dropped.body.error.code).toBe('TIMEOUT');
       // The worker confirmed the queued call's cancel at once: only the long call holds a slot.
       await eventuallyPool(app, (info) => info.workers[0].busy === 1);
@@ -104,12 +105,12 @@ describe('host tools called from Python', () => {
   });
 
   it('left uncaught in Python, it still reaches the Node caller whole', async () => {
-    const { status, body } = await app.execute('greet', { user_id: 99 });
+    const { status, body } = await app.execute<SnakepitErrorBody>('greet', { user_id: 99 });
     expect(status).toBe(500);
     expect(body.error.code).toBe('PYTHON_EXCEPTION');
-    expect(body.error.python.type).toBe('snakepit_bridge.host_tools.HostToolError');
-    expect(body.error.python.message).toContain('NotFoundException: no user 99');
-    expect(body.error.python.traceback).toContain('call_host');
+    expect(body.error.python?.type).toBe('snakepit_bridge.host_tools.HostToolError');
+    expect(body.error.python?.message).toContain('NotFoundException: no user 99');
+    expect(body.error.python?.traceback).toContain('call_host');
   });
 
   it('a host tool slower than the Python timeout raises HostToolTimeout in Python', async () => {
@@ -123,7 +124,7 @@ describe('host tools called from Python', () => {
   });
 
   it('runaway Python -> host -> Python recursion stops at the depth limit', async () => {
-    const { status, body } = await app.execute('recurse', {});
+    const { status, body } = await app.execute<SnakepitErrorBody>('recurse', {});
     expect(status).toBe(500);
     expect(body.error.message).toContain('recursion is limited to 4');
     expect((await app.execute('greet', { user_id: 1 })).body.result).toBe('Hello, Ada!');

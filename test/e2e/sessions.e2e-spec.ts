@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { HostTool, PoolService, SessionService, SnakepitModule, type HostToolContext } from '@snakepit/nestjs';
+import { HostTool, PoolService, SessionService, SnakepitModule, type HostToolContext, type SessionInfo, type SnakepitErrorBody } from '@snakepit/nestjs';
 import { join } from 'node:path';
 import { REPO_ROOT, eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
 
@@ -24,17 +24,17 @@ describe('sessions through the sample app', () => {
   });
 
   const createSession = async (body: Record<string, unknown> = {}): Promise<string> => {
-    const created = await app.request('POST', '/api/sessions', body);
+    const created = await app.request<SessionInfo>('POST', '/api/sessions', body);
     expect(created.status).toBe(201);
-    return created.body.sessionId as string;
+    return created.body.sessionId;
   };
-  const state = async (sessionId: string) => (await app.request('GET', `/api/sessions/${sessionId}`)).body.state as Record<string, unknown>;
+  const state = async (sessionId: string) => (await app.request<SessionInfo>('GET', `/api/sessions/${sessionId}`)).body.state;
 
   it('40 concurrent increments of one key lose none: each call reads what the one before it wrote', async () => {
     const sessionId = await createSession();
     const responses = await Promise.all(Array.from({ length: 40 }, () => app.execute('session_incr', { key: 'n' }, { sessionId })));
     const succeeded = responses.filter((r) => r.status === 200);
-    const final = (await app.request('GET', `/api/sessions/${sessionId}`)).body;
+    const final = (await app.request<SessionInfo>('GET', `/api/sessions/${sessionId}`)).body;
     expect(final.state.n).toBe(succeeded.length);
     // One at a time per session: every call succeeded, and each saw a different count.
     expect(succeeded).toHaveLength(40);
@@ -47,7 +47,7 @@ describe('sessions through the sample app', () => {
     const holder = app.execute('sleep', { ms: 1500 }, { sessionId });
     // The holder runs on a worker, so it has the session's turn; the second worker stays free.
     await eventually(async () => (await app.workers()).some((worker) => worker.busy > 0) || undefined);
-    const waiter = await app.execute('session_put', { key: 'late', value: 1 }, { sessionId, timeoutMs: 300 });
+    const waiter = await app.execute<SnakepitErrorBody>('session_put', { key: 'late', value: 1 }, { sessionId, timeoutMs: 300 });
     expect(waiter.status).toBe(504);
     expect(waiter.body.error).toMatchObject({ code: 'TIMEOUT', details: { phase: 'session', sessionId, tool: 'session_put' } });
     // Not the pool: a call outside the session runs at once on the free worker.
@@ -58,7 +58,7 @@ describe('sessions through the sample app', () => {
 
   it('refuses state past sessions.maxKeys or sessions.maxBytes with a structured 413, and writes none of it', async () => {
     const sessionId = await createSession();
-    const keys = await app.execute('session_fill', { prefix: 'k', count: 1025 }, { sessionId });
+    const keys = await app.execute<SnakepitErrorBody>('session_fill', { prefix: 'k', count: 1025 }, { sessionId });
     expect(keys.status).toBe(413);
     expect(keys.body.error).toMatchObject({
       code: 'PAYLOAD_TOO_LARGE',
@@ -68,7 +68,7 @@ describe('sessions through the sample app', () => {
     expect(keys.body.error.message).toMatch(/sessions\.maxKeys is 1024/);
 
     expect((await app.execute('session_fill', { prefix: 'big', count: 1, size: 600_000 }, { sessionId })).status).toBe(200);
-    const bytes = await app.execute('session_fill', { prefix: 'more', count: 1, size: 600_000 }, { sessionId });
+    const bytes = await app.execute<SnakepitErrorBody>('session_fill', { prefix: 'more', count: 1, size: 600_000 }, { sessionId });
     expect(bytes.status).toBe(413);
     // Each entry: its key, plus the value's JSON (the string and its two quotes).
     expect(bytes.body.error).toMatchObject({
@@ -179,7 +179,7 @@ describe('sessions: conflicts and expiry, in process', () => {
     const { sessionId } = await sessions.create();
     await sessions.put(sessionId, { set: { seeded: true } });
     const running = pools.execute('session_incr_after_host', { key: 'n', host_tool: 'pause' }, { sessionId }).catch((thrown: unknown) => thrown);
-    await eventually(async () => hostTools.invocations.get('pause'));
+    await eventually(() => hostTools.invocations.get('pause'));
     await sessions.put(sessionId, { set: { n: 10 } });
     expect(await running).toMatchObject({ code: 'SESSION_CONFLICT', details: { sessionId, expectedVersion: 1, actualVersion: 2 } });
     await expect(sessions.put(sessionId, { set: { huge: 'x'.repeat(MIB) } })).rejects.toMatchObject({

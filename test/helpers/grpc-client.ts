@@ -1,8 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { locateProtoRoot, PROTO_LOADER_OPTIONS, type SnakepitErrorBody } from '@snakepit/nestjs';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import type { ProtoGrpcType } from '../../apps/sample/src/generated/snakepit';
+import type { SnakepitDefinition } from '../../apps/sample/src/generated/snakepit/v1/Snakepit';
 import { HealthClient } from './health-client';
 
 const SNAKEPIT_PROTO = 'snakepit/v1/snakepit.proto';
@@ -12,20 +14,38 @@ function loadDefinition() {
   return loadSync(SNAKEPIT_PROTO, { ...PROTO_LOADER_OPTIONS, includeDirs: [locateProtoRoot()] });
 }
 
+/** A method's request and its decoded answer, as the generated definition types them. */
+type RequestOf<M extends keyof SnakepitDefinition> =
+  SnakepitDefinition[M] extends MethodDefinition<infer Request, infer _A, infer _B, infer _C> ? Request : never;
+type AnswerOf<M extends keyof SnakepitDefinition> = SnakepitDefinition[M] extends MethodDefinition<infer _A, infer _B, infer _C, infer Answer> ? Answer : never;
+type UnaryMethod = 'Execute' | 'CreateSession' | 'GetSession' | 'DeleteSession' | 'ListTools';
+
 /** A client of the sample app's public `snakepit.v1.Snakepit` service, with promise helpers. */
 export function snakepitClient(address: string) {
-  const pkg = grpc.loadPackageDefinition(loadDefinition()) as any;
-  const client: grpc.Client & Record<string, any> = new pkg.snakepit.v1.Snakepit(address, grpc.credentials.createInsecure());
-  const unary = <T = any>(method: string, request: object): Promise<T> =>
-    new Promise((resolve, reject) =>
-      client[method](request, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, response: T) => (error ? reject(error) : resolve(response))),
-    );
+  // The proto-loader stubs give the loaded package its types (apps/sample/src/generated, built by scripts/setup.mjs).
+  const { Snakepit } = (grpc.loadPackageDefinition(loadDefinition()) as unknown as ProtoGrpcType).snakepit.v1;
+  const client = new Snakepit(address, grpc.credentials.createInsecure());
+  // Calls go by path, as the generated methods make them. The cast restates what SnakepitDefinition says of `name`:
+  // tsc cannot follow a generic key into the conditional types above.
+  const method = <M extends keyof SnakepitDefinition>(name: M) =>
+    Snakepit.service[name] as unknown as MethodDefinition<RequestOf<M>, unknown, unknown, AnswerOf<M>>;
+  const unary = <M extends UnaryMethod>(name: M, request: RequestOf<M>): Promise<AnswerOf<M>> =>
+    new Promise((resolve, reject) => {
+      const { path, requestSerialize, responseDeserialize } = method(name);
+      client.makeUnaryRequest(path, requestSerialize, responseDeserialize, request, { deadline: Date.now() + 30_000 }, (error, response) =>
+        error ? reject(error) : resolve(response!),
+      );
+    });
   /** A server-streaming call's messages, and the error it ended with (undefined when it ended well). */
-  const serverStream = <T = any>(method: string, request: object): Promise<{ messages: T[]; error?: grpc.ServiceError }> =>
+  const serverStream = (
+    name: 'ExecuteStream',
+    request: RequestOf<'ExecuteStream'>,
+  ): Promise<{ messages: Array<AnswerOf<'ExecuteStream'>>; error?: grpc.ServiceError }> =>
     new Promise((resolve) => {
-      const messages: T[] = [];
-      const call: grpc.ClientReadableStream<T> = client[method](request, { deadline: Date.now() + 30_000 });
-      call.on('data', (message: T) => messages.push(message));
+      const messages: Array<AnswerOf<'ExecuteStream'>> = [];
+      const { path, requestSerialize, responseDeserialize } = method(name);
+      const call = client.makeServerStreamRequest(path, requestSerialize, responseDeserialize, request, { deadline: Date.now() + 30_000 });
+      call.on('data', (message: AnswerOf<'ExecuteStream'>) => messages.push(message));
       call.on('error', (error: grpc.ServiceError) => resolve({ messages, error }));
       call.on('end', () => resolve({ messages }));
     });

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import type { ExecuteResult, PoolInfo, PoolTools, SnakepitErrorBody, WorkerInfo } from '@snakepit/nestjs';
 
 export const REPO_ROOT = resolve(__dirname, '..', '..');
 const MAIN = join(REPO_ROOT, 'dist', 'apps', 'sample', 'main.js');
@@ -41,7 +42,8 @@ export async function eventually<T>(
     }
     await sleep(intervalMs);
   }
-  throw new Error(`condition not met within ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ''}`);
+  const reason = lastError instanceof Error ? String(lastError) : JSON.stringify(lastError);
+  throw new Error(`condition not met within ${timeoutMs} ms${lastError ? `: ${reason}` : ''}`);
 }
 
 export function isAlive(pid: number): boolean {
@@ -81,7 +83,29 @@ export function workerPids(hostPid: number): number[] {
   });
 }
 
-export interface JsonResponse<T = any> {
+/** The sample app's answers, as its controllers type them; a failed call answers SnakepitErrorBody instead. */
+export interface PoolList {
+  pools: PoolInfo[];
+}
+export interface ToolList {
+  pools: PoolTools[];
+}
+/** GET /health/{live,ready}: Terminus's body; each indicator adds its own fields (the pools one: pools, failing). */
+export interface HealthBody {
+  status: 'ok' | 'error' | 'shutting_down';
+  info?: Record<string, IndicatorEntry>;
+  error?: Record<string, IndicatorEntry>;
+}
+export interface IndicatorEntry {
+  status: 'up' | 'down';
+  message?: string;
+  pools?: Record<string, unknown>;
+  failing?: Record<string, string[]>;
+}
+/** A call a test lets succeed or fail: the fields of either answer, each there or not. */
+export type ExecuteOutcome = Partial<ExecuteResult> & Partial<SnakepitErrorBody>;
+
+export interface JsonResponse<T = unknown> {
   status: number;
   body: T;
   text: string;
@@ -112,7 +136,8 @@ export class SampleApp {
     return this.child.pid!;
   }
 
-  async request<T = any>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<JsonResponse<T>> {
+  /** A JSON route; `T` is the body the test expects (SnakepitErrorBody for a call meant to fail). */
+  async request<T = unknown>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<JsonResponse<T>> {
     const response = await fetch(`${this.baseUrl}${path}`, {
       method,
       headers: body === undefined ? undefined : { 'content-type': 'application/json' },
@@ -129,13 +154,16 @@ export class SampleApp {
     return { status: response.status, body: parsed as T, text, headers: response.headers };
   }
 
-  execute<T = any>(tool: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<JsonResponse<T>> {
+  execute<T = ExecuteResult>(tool: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<JsonResponse<T>> {
     return this.request<T>('POST', '/api/execute', { tool, args, ...extra });
   }
 
-  async workers(pool = 'default'): Promise<Array<{ id: string; pid: number; state: string; busy: number; requestsServed: number }>> {
-    const { body } = await this.request('GET', '/api/pools');
-    return body.pools.find((p: { name: string }) => p.name === pool).workers;
+  async workers(pool = 'default'): Promise<WorkerInfo[]> {
+    return (await this.pools()).find((p) => p.name === pool)!.workers;
+  }
+
+  async pools(): Promise<PoolInfo[]> {
+    return (await this.request<PoolList>('GET', '/api/pools')).body.pools;
   }
 
   /** Sends `signal` and waits for the app to exit; SIGKILL after `timeoutMs`. */
@@ -158,7 +186,7 @@ export async function startSampleApp(env: Record<string, string> = {}): Promise<
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const app = new SampleApp(child, port, grpcPort);
-  for (const stream of [child.stdout!, child.stderr!]) {
+  for (const stream of [child.stdout, child.stderr]) {
     let partial = '';
     stream.on('data', (data: Buffer) => {
       const lines = (partial + data.toString()).split('\n');
@@ -172,7 +200,7 @@ export async function startSampleApp(env: Record<string, string> = {}): Promise<
     if (exited()) throw new Error(`the app exited with ${child.exitCode ?? child.signalCode} before serving`);
   } catch (error) {
     await app.stop('SIGKILL');
-    throw new Error(`sample app did not start: ${(error as Error).message}\n${app.logs.slice(-30).join('\n')}`);
+    throw new Error(`sample app did not start: ${(error as Error).message}\n${app.logs.slice(-30).join('\n')}`, { cause: error });
   }
   return app;
 }
@@ -188,6 +216,6 @@ export function parseSse(text: string): Array<{ event: string; data: unknown; id
         const colon = line.indexOf(':');
         if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
       }
-      return { event: fields.event ?? 'message', data: fields.data ? JSON.parse(fields.data) : undefined, id: fields.id };
+      return { event: fields.event ?? 'message', data: fields.data ? (JSON.parse(fields.data) as unknown) : undefined, id: fields.id };
     });
 }
