@@ -62,6 +62,10 @@ export class CallRun {
     call.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
+  private get budgetMs(): number {
+    return this.call.budgetMs ?? this.call.timeoutMs;
+  }
+
   get isSettled(): boolean {
     return this.settled;
   }
@@ -99,8 +103,8 @@ export class CallRun {
     this.host.telemetry.emit('pool.checkout', { pool: this.host.config.name, workerId: worker.id, tool: this.call.tool, busy: worker.busy });
     this.arm(this.deadline - Date.now(), () =>
       this.abandon(
-        new SnakepitError('TIMEOUT', `Call to ${this.call.tool} timed out after ${this.call.timeoutMs} ms`, {
-          details: { ...this.context, timeoutMs: this.call.timeoutMs, phase: 'execute' },
+        new SnakepitError('TIMEOUT', `Call to ${this.call.tool} timed out after ${this.budgetMs} ms`, {
+          details: { ...this.context, timeoutMs: this.budgetMs, phase: 'execute' },
         }),
       ),
     );
@@ -175,7 +179,7 @@ export class CallRun {
             details: { pool: name, queueTimeoutMs, waitedMs },
           })
         : new SnakepitError('TIMEOUT', `Call to ${this.call.tool} timed out after ${waitedMs} ms while waiting for a worker`, {
-            details: { pool: name, tool: this.call.tool, timeoutMs: this.call.timeoutMs, phase: 'queue' },
+            details: { pool: name, tool: this.call.tool, timeoutMs: this.budgetMs, phase: 'queue' },
           }),
     );
   }

@@ -10,6 +10,8 @@ export interface PoolCall {
   stream: boolean;
   /** Budget from now, queue wait included. */
   timeoutMs: number;
+  /** The caller's whole budget, which errors report (`timeoutMs` is what is left of it after earlier waits). */
+  budgetMs?: number;
   sessionId?: string;
   session?: SessionState;
   metadata?: Record<string, string>;

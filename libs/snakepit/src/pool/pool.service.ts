@@ -73,6 +73,10 @@ export interface ToolParameterInfo {
   description: string;
   items?: string;
   default?: unknown;
+  /** For an "ndarray" parameter: the element type its annotation declares (`NDArray[np.float32]`: "float32"). */
+  dtype?: string;
+  /** For an "ndarray" parameter: the number of dimensions its annotation declares. */
+  ndim?: number;
 }
 
 export interface ToolInfo {
@@ -151,7 +155,16 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
     await this.stopAll();
   }
 
-  /** Runs `tool` on a worker and resolves with its result and where it ran. */
+  /**
+   * Runs `tool` on a worker and resolves with its result and where it ran.
+   *
+   * `args` is a JSON object of named parameters, in which TypedArrays,
+   * Buffers and NdArrays may stand at any depth (they travel as raw bytes
+   * beside the JSON; see NdArray for the mapping), or a Buffer as the whole
+   * arguments. They are sent without a copy, read when the call is written to
+   * the worker, which may be after a wait in the queue: the arrays and buffers
+   * you pass must not change until the call's promise settles.
+   */
   execute<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Promise<ExecuteResult<T>> {
     const remotePool = this.remotePoolFor(options);
     if (remotePool) return this.remote!.execute<T>(tool, args, { ...options, pool: remotePool });
@@ -167,6 +180,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
    * Push-based: each chunk's credit goes back as soon as `next` returns, so a
    * subscriber slower than the generator buffers the stream (in its own
    * operators or sockets). Use `stream()` when the consumer may be slow.
+   * Arrays and buffers in `args` must not change until the stream ends (see execute).
    */
   executeStream<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): Observable<StreamChunk<T>> {
     const remotePool = this.remotePoolFor(options);
@@ -203,7 +217,8 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
    * instead of the host buffering the stream. Breaking out of the loop (or
    * throwing in it) cancels the call like unsubscribing does. A non-streaming
    * tool gives its result as the only chunk. A pool on another cluster node
-   * is forwarded push-based (no credit across nodes yet).
+   * is forwarded push-based (no credit across nodes yet). Arrays and buffers
+   * in `args` must not change until the loop ends (see execute).
    */
   stream<T = unknown>(tool: string, args: unknown = {}, options: ExecuteOptions = {}): AsyncIterable<StreamChunk<T>> {
     const remotePool = this.remotePoolFor(options);
@@ -316,6 +331,7 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
         args: payload,
         stream,
         timeoutMs: 0,
+        budgetMs: timeoutMs,
         sessionId: options.sessionId,
         session: turn && toSessionState(turn.record.state, turn.record.version),
         metadata,
@@ -474,6 +490,8 @@ function toToolInfo(spec: ToolSpec__Output): ToolInfo {
       nullable: p.nullable,
       description: p.description,
       ...(p.items ? { items: p.items } : {}),
+      ...(p.dtype ? { dtype: p.dtype } : {}),
+      ...(p.ndim ? { ndim: p.ndim } : {}),
       ...(p.defaultJson && p.defaultJson.length > 0 ? { default: JSON.parse(p.defaultJson.toString('utf8')) as unknown } : {}),
     })),
   };
