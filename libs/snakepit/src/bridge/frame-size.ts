@@ -1,3 +1,4 @@
+import type { Blob } from './generated/snakepit/bridge/v1/Blob';
 import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
 import type { Payload } from './generated/snakepit/bridge/v1/Payload';
 import type { SessionState } from './generated/snakepit/bridge/v1/SessionState';
@@ -71,9 +72,27 @@ export function hostMessageBytes(message: HostMessage): number {
   return MESSAGE_OVERHEAD + Buffer.byteLength(JSON.stringify(message.hostTools ?? {}));
 }
 
+/** Protobuf's worst case for one varint: a uint64 takes up to 10 bytes. */
+const VARINT_MAX = 10;
+
 function payloadBytes(payload: Payload | null | undefined): number {
   if (!payload) return 0;
-  return FIELD_OVERHEAD + byteLength(payload.json) + byteLength(payload.binary);
+  let bytes = FIELD_OVERHEAD + byteLength(payload.json) + byteLength(payload.binary);
+  for (const blob of payload.blobs ?? []) bytes += blobBytes(blob);
+  return bytes;
+}
+
+/**
+ * One blob's field in its payload: the field itself, each path segment (its
+ * field and its key's field or index varint), the dtype, the packed shape and
+ * the data, each a length-delimited field (a tag and a 5-byte length at most).
+ */
+function blobBytes(blob: Blob): number {
+  let bytes = FIELD_OVERHEAD + FIELD_OVERHEAD + byteLength(blob.dtype) + FIELD_OVERHEAD + VARINT_MAX * (blob.shape?.length ?? 0);
+  bytes += FIELD_OVERHEAD + byteLength(blob.data);
+  for (const segment of blob.path ?? [])
+    bytes += FIELD_OVERHEAD + (segment.key === undefined ? FIELD_OVERHEAD : FIELD_OVERHEAD + Buffer.byteLength(segment.key));
+  return bytes;
 }
 
 function sessionBytes(session: SessionState | null | undefined): number {

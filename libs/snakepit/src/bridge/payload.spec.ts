@@ -3,7 +3,7 @@ import * as protobuf from 'protobufjs';
 import type { SnakepitError } from '../errors/snakepit-error';
 import type { Payload__Output } from './generated/snakepit/bridge/v1/Payload';
 import { NdArray } from './ndarray';
-import { assertJsonSafe, decodePayload, encodeArgs, MAX_JSON_DEPTH } from './payload';
+import { assertJsonSafe, decodePayload, encodeArgs, encodeValue, MAX_JSON_DEPTH } from './payload';
 import { PROTO_LOADER_OPTIONS } from './proto';
 
 function errorOf(fn: () => unknown): SnakepitError | undefined {
@@ -173,5 +173,90 @@ describe('payload decoding: blobs', () => {
     }
     const beside = errorOf(() => decodePayload({ binary: Buffer.from('x'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.from('y') }] }));
     expect(beside?.code).toBe('SERIALIZATION_ERROR');
+  });
+});
+
+describe('payload encoding: arrays and bytes', () => {
+  it('takes every array and byte string out at any depth, leaving null in the JSON and the caller’s value as it was', () => {
+    const x = new Float32Array([1, 2, 3]);
+    const raw = Buffer.from('hello');
+    const matrix = new NdArray('int16', [2, 2], new Int16Array([1, -2, 3, -4]));
+    const args = { x, meta: { raw, list: [1, new Uint8Array([9]), { m: matrix }] }, n: 2 };
+    const payload = encodeArgs(args, 1 << 20);
+    expect(payload.json?.toString()).toBe('{"x":null,"meta":{"raw":null,"list":[1,null,{"m":null}]},"n":2}');
+    expect(payload.blobs?.map(({ path, dtype, shape }) => ({ path, dtype, shape }))).toEqual([
+      { path: [{ key: 'x' }], dtype: 'float32', shape: [3] },
+      { path: [{ key: 'meta' }, { key: 'raw' }], dtype: 'bytes', shape: [] },
+      { path: [{ key: 'meta' }, { key: 'list' }, { index: 1 }], dtype: 'bytes', shape: [] },
+      { path: [{ key: 'meta' }, { key: 'list' }, { index: 2 }, { key: 'm' }], dtype: 'int16', shape: [2, 2] },
+    ]);
+    // Views of the caller's memory, not copies.
+    expect((payload.blobs?.[0].data as Buffer).buffer).toBe(x.buffer);
+    expect(payload.blobs?.[1].data).toEqual(raw);
+    expect(args.x).toBe(x);
+    expect(args.meta.raw).toBe(raw);
+    expect(args.meta.list[2]).toEqual({ m: matrix });
+  });
+
+  it('round-trips through the wire: arrays as NdArray of the same dtype, shape and values, bytes as Buffer', () => {
+    const args = {
+      a: NdArray.from(new Float64Array([0.5, -1, 2, 4, 8, 16]), [2, 3]),
+      b: new BigUint64Array([2n ** 64n - 1n]),
+      c: [Buffer.from([0, 255])],
+      d: new NdArray('bool', [2], new Uint8Array([1, 0])),
+      e: new NdArray('complex64', [1], new Float32Array([1, -1])),
+    };
+    const back = decodePayload(fromWire(encodeArgs(args, 1 << 20) as Record<string, unknown>)) as Record<string, unknown>;
+    const a = back.a as NdArray<'float64'>;
+    expect([a.dtype, a.shape, Array.from(a.data)]).toEqual(['float64', [2, 3], [0.5, -1, 2, 4, 8, 16]]);
+    const b = back.b as NdArray<'uint64'>;
+    expect([b.dtype, b.shape, b.data[0]]).toEqual(['uint64', [1], 2n ** 64n - 1n]);
+    expect(back.c).toEqual([Buffer.from([0, 255])]);
+    expect((back.d as NdArray).dtype).toBe('bool');
+    expect(Array.from((back.e as NdArray<'complex64'>).data)).toEqual([1, -1]);
+  });
+
+  it('sends a whole value that is an array as null JSON and one blob with an empty path (a host tool’s result)', () => {
+    const payload = encodeValue(new Int32Array([7]), 1024);
+    expect(payload.json?.toString()).toBe('null');
+    expect(payload.blobs).toEqual([{ path: [], dtype: 'int32', shape: [1], data: Buffer.from(new Int32Array([7]).buffer) }]);
+    expect(encodeValue(Buffer.from('x'), 1024).binary).toEqual(Buffer.from('x'));
+  });
+
+  it('keeps a __proto__ key a key in the JSON and in the path', () => {
+    const args = JSON.parse('{"__proto__":{"k":null}}') as Record<string, Record<string, unknown>>;
+    args['__proto__'].k = new Uint8Array([1]);
+    const payload = encodeArgs(args, 1024);
+    expect(payload.json?.toString()).toBe('{"__proto__":{"k":null}}');
+    expect(payload.blobs?.[0].path).toEqual([{ key: '__proto__' }, { key: 'k' }]);
+  });
+
+  it('refuses an NdArray that does not hold together with INVALID_ARGUMENTS naming the path', () => {
+    const broken = Object.assign(Object.create(NdArray.prototype) as NdArray, { dtype: 'float32', shape: [3], data: new Float32Array(2) });
+    const error = errorOf(() => encodeArgs({ a: { x: broken } }, 1024));
+    expect(error?.code).toBe('INVALID_ARGUMENTS');
+    expect(error?.details).toEqual({ path: '$.a.x', reason: expect.stringMatching(/has 3 elements, its data has 2/) as unknown });
+  });
+
+  it('still refuses what JSON cannot carry, and arrays in JSON-only values (sessions)', () => {
+    expect(errorOf(() => encodeArgs({ v: new DataView(new ArrayBuffer(1)) }, 1024))?.details.path).toBe('$.v');
+    expect(errorOf(() => encodeArgs({ v: new ArrayBuffer(1) }, 1024))?.message).toMatch(/wrap it in a Uint8Array/);
+    expect(errorOf(() => encodeArgs({ x: new Float32Array(1), bad: [NaN] }, 1024))?.details.path).toBe('$.bad[0]');
+    const session = errorOf(() => assertJsonSafe({ x: new Float32Array(1) }, '$.set["k"]'));
+    expect(session?.code).toBe('SERIALIZATION_ERROR');
+    expect(session?.details.path).toBe('$.set["k"].x');
+    let deep: unknown = new Float32Array(1);
+    for (let i = 0; i <= MAX_JSON_DEPTH + 1; i++) deep = [deep];
+    expect(codeOf(() => encodeArgs({ deep }, 1 << 20))).toBe('INVALID_ARGUMENTS');
+  });
+
+  it('refuses an array as the whole arguments (only a Buffer may be), and counts blobs toward the limit', () => {
+    expect(codeOf(() => encodeArgs(new Float32Array(1), 1024))).toBe('INVALID_ARGUMENTS');
+    expect(codeOf(() => encodeArgs(NdArray.from(new Int8Array(1)), 1024))).toBe('INVALID_ARGUMENTS');
+    expect(encodeArgs(new Uint8Array([1]), 1024).binary).toEqual(Buffer.from([1]));
+    const tooLarge = errorOf(() => encodeArgs({ x: new Float64Array(16) }, 100));
+    expect(tooLarge?.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(tooLarge?.details).toMatchObject({ option: 'maxPayloadBytes', maxBytes: 100, bytes: 128 + '{"x":null}'.length });
+    expect(encodeArgs({ x: new Float64Array(11) }, 98).blobs).toHaveLength(1);
   });
 });

@@ -1,7 +1,7 @@
 import { SnakepitError } from '../errors/snakepit-error';
-import type { Blob__Output } from './generated/snakepit/bridge/v1/Blob';
+import type { Blob, Blob__Output } from './generated/snakepit/bridge/v1/Blob';
 import type { Payload, Payload__Output } from './generated/snakepit/bridge/v1/Payload';
-import { arrayFromBytes } from './ndarray';
+import { arrayFromBytes, dtypeOfTypedArray, NdArray, ndArrayProblem } from './ndarray';
 
 /** Nesting deeper than this is refused before it reaches JSON.stringify or Python. */
 export const MAX_JSON_DEPTH = 64;
@@ -10,30 +10,46 @@ export const MAX_JSON_DEPTH = 64;
  * Checks that `value` survives JSON unchanged; JSON.stringify would silently
  * turn NaN into null, drop undefined and functions, and write Maps as {}.
  * Dates are allowed: they travel as ISO-8601 strings (their toJSON).
- * `root` names the value in the error's path (`$.metadata.x`).
+ * `root` names the value in the error's path (`$.metadata.x`). For JSON-only
+ * values (sessions, metadata): arrays and bytes are refused here.
  */
 export function assertJsonSafe(value: unknown, root = '$'): void {
-  const problem = findUnsafe(value, 0);
-  if (!problem) return;
+  const problem = findUnsafe(value, 0, undefined);
+  if (problem) throw unsafeError(problem, root);
+}
+
+function unsafeError(problem: Unsafe, root: string): SnakepitError {
   const path = root + formatPath(problem.path.reverse());
-  if (problem.tooDeep) {
-    throw new SnakepitError('INVALID_ARGUMENTS', `Arguments are nested deeper than ${MAX_JSON_DEPTH} levels at ${path}`, {
+  if (problem.kind === 'tooDeep') {
+    return new SnakepitError('INVALID_ARGUMENTS', `Arguments are nested deeper than ${MAX_JSON_DEPTH} levels at ${path}`, {
       details: { path, maxDepth: MAX_JSON_DEPTH },
     });
   }
-  throw new SnakepitError('SERIALIZATION_ERROR', `Cannot send ${path}: ${problem.reason}`, { details: { path, reason: problem.reason } });
+  if (problem.kind === 'badArray') {
+    return new SnakepitError('INVALID_ARGUMENTS', `Cannot send ${path}: ${problem.reason}`, { details: { path, reason: problem.reason } });
+  }
+  return new SnakepitError('SERIALIZATION_ERROR', `Cannot send ${path}: ${problem.reason}`, { details: { path, reason: problem.reason } });
 }
 
 /** What is wrong and where; `path` is innermost first, because it is built on the way out. */
 interface Unsafe {
   reason: string;
-  tooDeep: boolean;
+  /** tooDeep and badArray (an NdArray that does not hold together) are the caller's INVALID_ARGUMENTS. */
+  kind: 'unsafe' | 'tooDeep' | 'badArray';
   path: Array<string | number>;
 }
 
-// The walk allocates nothing for a valid value: paths are only built for the error.
-function findUnsafe(value: unknown, depth: number): Unsafe | undefined {
-  if (depth > MAX_JSON_DEPTH) return { reason: 'too deep', tooDeep: true, path: [] };
+/** The arrays and byte strings a payload's walk takes out: the blobs, and where each stood. */
+interface Taken {
+  /** The walk's position, outermost first. */
+  readonly at: Array<string | number>;
+  readonly paths: Array<Array<string | number>>;
+  readonly blobs: Blob[];
+}
+
+// The walk allocates nothing for a valid value without blobs: paths are only built for the error (and for blobs).
+function findUnsafe(value: unknown, depth: number, taken: Taken | undefined): Unsafe | undefined {
+  if (depth > MAX_JSON_DEPTH) return { reason: 'too deep', kind: 'tooDeep', path: [] };
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -44,17 +60,19 @@ function findUnsafe(value: unknown, depth: number): Unsafe | undefined {
       if (value === null || value instanceof Date) return undefined;
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          const problem = findUnsafe(value[i], depth + 1);
+          taken?.at.push(i);
+          const problem = findUnsafe(value[i], depth + 1, taken);
+          taken?.at.pop();
           if (problem) return within(problem, i);
         }
         return undefined;
       }
       const proto: unknown = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
-        return unsafe(`${(proto as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object'} is not a plain JSON object`);
-      }
+      if (proto !== Object.prototype && proto !== null) return taken ? take(value, taken) : unsafe(notJson(value));
       for (const key of Object.keys(value)) {
-        const problem = findUnsafe((value as Record<string, unknown>)[key], depth + 1);
+        taken?.at.push(key);
+        const problem = findUnsafe((value as Record<string, unknown>)[key], depth + 1, taken);
+        taken?.at.pop();
         if (problem) return within(problem, key);
       }
       return undefined;
@@ -64,13 +82,50 @@ function findUnsafe(value: unknown, depth: number): Unsafe | undefined {
   }
 }
 
+/** Takes an array or byte string out as a blob; anything else that is not plain JSON is refused. */
+function take(value: object, taken: Taken): Unsafe | undefined {
+  let blob: Blob;
+  if (value instanceof NdArray) {
+    const array = value as NdArray; // instanceof of a generic class narrows to NdArray<any>
+    const problem = ndArrayProblem(array.dtype, array.shape, array.data);
+    if (problem) return { reason: problem, kind: 'badArray', path: [] };
+    blob = { dtype: array.dtype, shape: [...array.shape], data: array.bytes };
+  } else if (value instanceof Uint8Array) {
+    blob = { dtype: 'bytes', shape: [], data: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
+  } else {
+    const dtype = dtypeOfTypedArray(value);
+    if (!dtype) return unsafe(notJson(value));
+    const array = value as ArrayBufferView & { length: number };
+    blob = { dtype, shape: [array.length], data: Buffer.from(array.buffer, array.byteOffset, array.byteLength) };
+  }
+  const path: Blob['path'] = [];
+  for (const segment of taken.at) {
+    if (typeof segment === 'number') path.push({ index: segment });
+    // Protobuf strings are UTF-8: a lone surrogate, which JSON could escape, cannot be in a path.
+    else if (Buffer.from(segment, 'utf8').toString('utf8') !== segment) return unsafe(`the key ${JSON.stringify(segment)} on the way to it is not valid UTF-8`);
+    else path.push({ key: segment });
+  }
+  blob.path = path;
+  taken.paths.push([...taken.at]);
+  taken.blobs.push(blob);
+  return undefined;
+}
+
+function notJson(value: object): string {
+  const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object';
+  if (value instanceof NdArray || ArrayBuffer.isView(value))
+    return `${name} is not JSON (sessions and metadata hold JSON; arrays and bytes travel in arguments and results)`;
+  if (value instanceof ArrayBuffer) return 'ArrayBuffer is not JSON: wrap it in a Uint8Array (bytes) or a typed array';
+  return `${name} is not a plain JSON object`;
+}
+
 function within(problem: Unsafe, segment: string | number): Unsafe {
   problem.path.push(segment);
   return problem;
 }
 
 function unsafe(reason: string): Unsafe {
-  return { reason, tooDeep: false, path: [] };
+  return { reason, kind: 'unsafe', path: [] };
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -82,34 +137,80 @@ function formatPath(segments: ReadonlyArray<string | number>): string {
     .join('');
 }
 
-/** Arguments become one payload: a Buffer travels as raw bytes, anything else as JSON. */
+/**
+ * Arguments become one payload: a Buffer (or Uint8Array) as the whole
+ * arguments travels as raw bytes; otherwise a JSON object of named parameters,
+ * with every array and byte string in it carried beside the JSON (encodeValue).
+ */
 export function encodeArgs(args: unknown, maxBytes: number): Payload {
-  if (Buffer.isBuffer(args) || args instanceof Uint8Array) return encodeValue(args, maxBytes);
+  if (args instanceof Uint8Array) return encodeValue(args, maxBytes);
   const value = args ?? {};
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new SnakepitError('INVALID_ARGUMENTS', 'Arguments must be a JSON object of named parameters (or a Buffer)', {
-      details: { got: Array.isArray(value) ? 'array' : typeof value },
+  if (typeof value !== 'object' || Array.isArray(value) || value instanceof NdArray || ArrayBuffer.isView(value)) {
+    const got = Array.isArray(value) ? 'array' : typeof value === 'object' ? value.constructor.name : typeof value;
+    throw new SnakepitError('INVALID_ARGUMENTS', 'Arguments must be a JSON object of named parameters (or a Buffer); pass an array by name: { x: array }', {
+      details: { got },
     });
   }
   return encodeValue(value, maxBytes);
 }
 
-/** Any value as a payload: a Buffer as raw bytes, anything else as checked JSON. */
+/**
+ * Any value as a payload. A Buffer or Uint8Array as the whole value travels
+ * as raw bytes (`binary`). Otherwise the value is checked JSON in which, at any
+ * depth, a Buffer / Uint8Array (bytes), another TypedArray (a 1-d array of
+ * its element type) or an NdArray is replaced by null and carried as a blob
+ * with its path. Blobs are views of the caller's memory, read when the call
+ * is written to the worker, not copies.
+ */
 export function encodeValue(value: unknown, maxBytes: number): Payload {
-  if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
+  if (value instanceof Uint8Array) {
     checkSize(value.byteLength, maxBytes);
     return { binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
   }
-  assertJsonSafe(value);
-  const json = Buffer.from(JSON.stringify(value ?? null));
-  checkSize(json.byteLength, maxBytes);
-  return { json };
+  const taken: Taken = { at: [], paths: [], blobs: [] };
+  const problem = findUnsafe(value, 0, taken);
+  if (problem) throw unsafeError(problem, '$');
+  if (taken.blobs.length === 0) {
+    const json = Buffer.from(JSON.stringify(value ?? null));
+    checkSize(json.byteLength, maxBytes);
+    return { json };
+  }
+  const json = Buffer.from(JSON.stringify(withNulls(value, taken.paths)));
+  checkSize(
+    taken.blobs.reduce((bytes, blob) => bytes + (blob.data as Buffer).byteLength, json.byteLength),
+    maxBytes,
+  );
+  return { json, blobs: taken.blobs };
+}
+
+/** `root` with null at each path, copying only the containers on the way: the caller's value stays as it was. */
+function withNulls(root: unknown, paths: Array<Array<string | number>>): unknown {
+  if (paths[0].length === 0) return null; // the whole value is one array
+  type Container = Record<string | number, unknown>;
+  const copies = new Map<object, Container>();
+  const copyOf = (node: Container): Container => {
+    let copy = copies.get(node);
+    // Null-prototype copies: assigning a `__proto__` key to them makes a key, not a prototype.
+    if (!copy) copies.set(node, (copy = Array.isArray(node) ? ([...node] as unknown as Container) : (Object.assign(Object.create(null), node) as Container)));
+    return copy;
+  };
+  const top = copyOf(root as Container);
+  for (const path of paths) {
+    let original = root as Container;
+    let copy = top;
+    for (let i = 0; i < path.length - 1; i++) {
+      original = original[path[i]] as Container;
+      copy = copy[path[i]] = copyOf(original);
+    }
+    copy[path[path.length - 1]] = null;
+  }
+  return top;
 }
 
 function checkSize(bytes: number, maxBytes: number): void {
   if (bytes > maxBytes) {
-    throw new SnakepitError('PAYLOAD_TOO_LARGE', `Arguments are ${bytes} bytes; the limit is ${maxBytes}`, {
-      details: { bytes, maxBytes },
+    throw new SnakepitError('PAYLOAD_TOO_LARGE', `The payload is ${bytes} bytes; the pool's maxPayloadBytes is ${maxBytes}`, {
+      details: { bytes, maxBytes, option: 'maxPayloadBytes' },
     });
   }
 }

@@ -135,4 +135,27 @@ describe('hostMessageBytes', () => {
     const encoded = HostMessage.encode(HostMessage.fromObject(message)).finish().length;
     expect(hostMessageBytes(message)).toBeGreaterThanOrEqual(encoded + 6);
   });
+
+  it('bounds it from above with blobs too: paths of long keys and large indices, many dimensions, large data', () => {
+    const root = protobuf.loadSync(join(__dirname, '../../../../proto/snakepit/bridge/v1/bridge.proto'));
+    const HostMessage = root.lookupType('snakepit.bridge.v1.HostMessage');
+    const blob = (n: number) => ({
+      path: [{ key: 'k'.repeat(200 * n) }, { index: 2 ** 32 - 1 }, { key: 'é✓' }, { index: 0 }, { key: '' }],
+      dtype: 'complex128',
+      shape: Array.from({ length: 32 }, () => 2 ** 52),
+      data: Buffer.alloc(70_000 * n, 'd'),
+    });
+    const message = {
+      id: 2 ** 40,
+      call: {
+        tool: 't',
+        args: { json: Buffer.from('{"k":[null]}'), blobs: [blob(1), blob(3), { path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0) }] },
+      },
+    };
+    const encoded = HostMessage.encode(HostMessage.fromObject(message)).finish().length;
+    const withoutBlobs = hostMessageBytes({ ...message, call: { ...message.call, args: { json: message.call.args.json } } });
+    expect(hostMessageBytes(message)).toBeGreaterThanOrEqual(encoded + 6);
+    // The blobs are counted, not only the JSON beside them.
+    expect(hostMessageBytes(message) - withoutBlobs).toBeGreaterThan(4 * 70_000);
+  });
 });
