@@ -48,9 +48,9 @@ export default defineConfig(
       '@typescript-eslint/prefer-nullish-coalescing': ['error', { ignorePrimitives: { string: true, boolean: true } }],
       // Errors forwarded as they were caught (an iterator's throw(error), a call's failure) stay what they were.
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
-      // The same convention tsc's noUnusedLocals/noUnusedParameters apply: `_name` and rest siblings are deliberate.
       // The prototype-pollution tests read `state['__proto__']` as the plain key it is; `state.__proto__` reads as the accessor.
       '@typescript-eslint/dot-notation': ['error', { allowPattern: '^__proto__$' }],
+      // The same convention tsc's noUnusedLocals/noUnusedParameters apply: `_name` and rest siblings are deliberate.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
     },
   },
