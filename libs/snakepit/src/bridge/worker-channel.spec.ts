@@ -2,18 +2,23 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import * as protobuf from 'protobufjs';
 import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
+import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
 import { hostMessageBytes } from './frame-size';
 import { WorkerChannel, type CallListener } from './worker-channel';
 
 /** Records the frames the channel writes, in place of the gRPC stream. */
 class RecordingStream extends EventEmitter {
-  readonly frames: number[][] = [];
+  readonly frames: HostMessage[][] = [];
   write(frame: HostFrame): boolean {
-    this.frames.push((frame.messages ?? []).map((message) => Number(message.id)));
+    this.frames.push(frame.messages ?? []);
     return true;
   }
   cancel(): void {
     // Nothing in flight: the fake only records the frames written.
+  }
+  /** The request ids of each frame. */
+  get ids(): number[][] {
+    return this.frames.map((frame) => frame.map((message) => Number(message.id)));
   }
 }
 
@@ -21,33 +26,33 @@ const listener: CallListener = { chunk: () => undefined, end: () => undefined, b
 const request = { tool: 'add', args: { json: Buffer.from('{}') } };
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 5));
 
+/** A channel on an address nothing listens on: the client never connects, the recording stream stands in. */
+function recordingChannel(maxMessageBytes: number, onBroken: () => void = () => undefined): { channel: WorkerChannel; stream: RecordingStream } {
+  const channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', maxMessageBytes);
+  const stream = new RecordingStream();
+  (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
+  channel.open(onBroken, () => undefined);
+  return { channel, stream };
+}
+
 describe('WorkerChannel frames', () => {
   let channel: WorkerChannel;
   let stream: RecordingStream;
 
-  beforeEach(() => {
-    // An address nothing listens on: the client never connects, the fake stream stands in.
-    channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', 1 << 20);
-    stream = new RecordingStream();
-    (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
-    channel.open(
-      () => undefined,
-      () => undefined,
-    );
-  });
+  beforeEach(() => ({ channel, stream } = recordingChannel(1 << 20)));
 
   afterEach(() => channel.close('test over'));
 
   it('sends a call on an idle stream within the same tick', async () => {
     channel.call(request, listener);
     await Promise.resolve();
-    expect(stream.frames).toEqual([[1]]);
+    expect(stream.ids).toEqual([[1]]);
   });
 
   it('puts calls started in one tick into one frame', async () => {
     for (let i = 0; i < 3; i++) channel.call(request, listener);
     await nextTurn();
-    expect(stream.frames).toEqual([[1, 2, 3]]);
+    expect(stream.ids).toEqual([[1, 2, 3]]);
   });
 
   it('on a busy stream, coalesces calls started by separate callbacks of one event-loop turn', async () => {
@@ -57,7 +62,7 @@ describe('WorkerChannel frames', () => {
     setTimeout(() => channel.call(request, listener), 0);
     setTimeout(() => channel.call(request, listener), 0);
     await nextTurn();
-    expect(stream.frames).toEqual([[1], [2, 3]]);
+    expect(stream.ids).toEqual([[1], [2, 3]]);
   });
 });
 
@@ -68,30 +73,19 @@ describe('WorkerChannel limits and breaks', () => {
   let brokenAt: string[];
 
   beforeEach(() => {
-    channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', limit);
-    stream = new RecordingStream();
     brokenAt = [];
-    (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
-    channel.open(
-      () => brokenAt.push(`channel broken=${channel.isBroken}`),
-      () => undefined,
-    );
+    ({ channel, stream } = recordingChannel(limit, () => brokenAt.push(`channel broken=${channel.isBroken}`)));
   });
 
   afterEach(() => channel.close('test over'));
 
   it('splits a burst of calls that would not fit one message into frames under the limit, in order', async () => {
-    const bytes: number[] = [];
-    stream.write = (frame: HostFrame) => {
-      stream.frames.push((frame.messages ?? []).map((message) => Number(message.id)));
-      bytes.push((frame.messages ?? []).reduce((sum, m) => sum + hostMessageBytes(m), 0));
-      return true;
-    };
     const args = { json: Buffer.alloc(20_000, 'a') };
     for (let i = 0; i < 10; i++) channel.call({ tool: 'echo', args }, listener);
     await nextTurn();
-    expect(stream.frames.flat()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(stream.ids.flat()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(stream.frames.length).toBeGreaterThan(3);
+    const bytes = stream.frames.map((frame) => frame.reduce((sum, m) => sum + hostMessageBytes(m), 0));
     expect(Math.max(...bytes)).toBeLessThanOrEqual(limit);
   });
 
@@ -157,5 +151,44 @@ describe('hostMessageBytes', () => {
     expect(hostMessageBytes(message)).toBeGreaterThanOrEqual(encoded + 6);
     // The blobs are counted, not only the JSON beside them.
     expect(hostMessageBytes(message) - withoutBlobs).toBeGreaterThan(4 * 70_000);
+  });
+});
+
+const streamRequest = { tool: 'chunks', args: { json: Buffer.from('{}') }, stream: true };
+const credits = (frame: HostMessage[]) => frame.filter((m) => m.credit).map((m) => [Number(m.id), m.credit!.chunks]);
+
+describe('WorkerChannel stream credit', () => {
+  let channel: WorkerChannel;
+  let stream: RecordingStream;
+
+  beforeEach(() => ({ channel, stream } = recordingChannel(1 << 20)));
+
+  afterEach(() => channel.close('test over'));
+
+  it('merges the credits of one call queued in one flush, and keeps calls apart', async () => {
+    const first = channel.call(streamRequest, listener)!;
+    const second = channel.call(streamRequest, listener)!;
+    await nextTurn();
+    channel.credit(first, 1);
+    channel.credit(second, 2);
+    channel.credit(first, 3);
+    await nextTurn();
+    expect(stream.frames).toHaveLength(2);
+    expect(credits(stream.frames[1])).toEqual([
+      [first, 4],
+      [second, 2],
+    ]);
+    channel.credit(first, 1); // a new flush starts a new message
+    await nextTurn();
+    expect(credits(stream.frames[2])).toEqual([[first, 1]]);
+  });
+
+  it('sends nothing for a call no longer in flight, or for no chunks', async () => {
+    const id = channel.call(streamRequest, listener)!;
+    await nextTurn();
+    channel.credit(id, 0);
+    channel.credit(id + 100, 5);
+    await nextTurn();
+    expect(stream.frames).toHaveLength(1);
   });
 });
