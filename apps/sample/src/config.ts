@@ -117,6 +117,14 @@ function clusterOptions(env: NodeJS.ProcessEnv, production: boolean): ClusterOpt
   };
 }
 
+/**
+ * The body limit of POST /api/execute/:tool/binary (BINARY_BODY_LIMIT_BYTES, default 64 MiB), apart from
+ * BODY_LIMIT_BYTES for JSON bodies. Read by the execute controller as it registers that route's body parser.
+ */
+export function binaryBodyLimitBytes(env: NodeJS.ProcessEnv = process.env): number {
+  return integer(env, 'BINARY_BODY_LIMIT_BYTES', 64 * 1024 * 1024);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
   const production = env.NODE_ENV === 'production';
   return {

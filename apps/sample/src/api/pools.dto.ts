@@ -77,7 +77,7 @@ export class ToolParameterDto implements ToolParameterInfo {
   @ApiProperty({ example: 'a' })
   name: string;
 
-  @ApiProperty({ description: 'JSON type of the argument', example: 'number' })
+  @ApiProperty({ description: 'JSON type of the argument; "ndarray" takes an `$ndarray` object, "binary" a `$bytes` one', example: 'number' })
   type: string;
 
   @ApiProperty()
@@ -94,6 +94,12 @@ export class ToolParameterDto implements ToolParameterInfo {
 
   @ApiPropertyOptional({ ...ANY_JSON_VALUE, description: 'Default value when the argument is left out' })
   default?: unknown;
+
+  @ApiPropertyOptional({ description: 'For an "ndarray" argument: the element type it must have', example: 'float32' })
+  dtype?: string;
+
+  @ApiPropertyOptional({ type: 'integer', description: 'For an "ndarray" argument: the number of dimensions it must have' })
+  ndim?: number;
 }
 
 export class ToolInfoDto implements ToolInfo {

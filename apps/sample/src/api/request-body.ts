@@ -1,4 +1,5 @@
 import { SnakepitError, type ExecuteOptions } from '@snakepit/nestjs';
+import { decodeHttpArgs } from './http-values';
 
 /** The JSON body of POST /api/execute and POST /api/stream. */
 export interface ExecuteBody {
@@ -18,7 +19,7 @@ function optionalString(body: Record<string, unknown>, field: string): string | 
   return value;
 }
 
-/** Checks the body's shape; the library checks the values (tool name, timeout range, args). */
+/** Checks the body's shape and reads its arrays and bytes (http-values.ts); the library checks the values (tool name, timeout range, args). */
 export function parseExecuteBody(body: unknown): ExecuteBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalid('The body must be a JSON object: { "tool", "args"?, "pool"?, "sessionId"?, "timeoutMs"?, "idempotent"? }', 'body');
@@ -32,7 +33,7 @@ export function parseExecuteBody(body: unknown): ExecuteBody {
   if (fields.idempotent !== undefined && typeof fields.idempotent !== 'boolean') throw invalid('idempotent must be a boolean', 'idempotent');
   return {
     tool: fields.tool,
-    args: args as Record<string, unknown>,
+    args: decodeHttpArgs(args as Record<string, unknown>),
     options: {
       pool: optionalString(fields, 'pool'),
       sessionId: optionalString(fields, 'sessionId'),
@@ -40,4 +41,11 @@ export function parseExecuteBody(body: unknown): ExecuteBody {
       idempotent: fields.idempotent === true,
     },
   };
+}
+
+/** The query of POST /api/execute/:tool/binary: `?pool=` and `?timeoutMs=` (the body is the bytes). */
+export function parseBinaryQuery(query: Record<string, unknown>): ExecuteBody['options'] {
+  const timeoutMs = optionalString(query, 'timeoutMs');
+  if (timeoutMs !== undefined && !/^\d+$/.test(timeoutMs)) throw invalid('timeoutMs must be a whole number of milliseconds', 'timeoutMs');
+  return { pool: optionalString(query, 'pool'), timeoutMs: timeoutMs === undefined ? undefined : Number(timeoutMs) };
 }
