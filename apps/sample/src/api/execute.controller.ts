@@ -173,7 +173,9 @@ export class ExecuteController implements OnModuleInit {
 /**
  * A request body up to `limit` bytes. Over it: PAYLOAD_TOO_LARGE naming the
  * setting, and the rest is left unread (Fastify closes the connection after
- * answering, as its own parsers do).
+ * answering, as its own parsers do). Not Fastify's own reader (`parseAs`): it
+ * reads before the parser sees the route, and its 413 would be answered with
+ * the JSON body limit; raw-body would be one more dependency for these lines.
  */
 function readBody(payload: Readable, limit: number, contentLength: string | undefined): Promise<Buffer> {
   const tooLarge = () =>

@@ -218,6 +218,10 @@ export function arrayFromBytes(dtype: string, shape: readonly number[], bytes: U
  * tool arguments, every numpy array comes back as an NdArray whose `data` is a
  * view over the received message's bytes when they are aligned for the
  * element size, else a copy of them; every byte string as a Buffer.
+ *
+ * A plain carrier, not a compute library: scijs `ndarray` and `@stdlib/ndarray`
+ * add strides and operations but name no float16 or complex dtypes as numpy
+ * does; wrap `data` and `shape` in one of them without a copy when needed.
  */
 export class NdArray<D extends NdArrayDtype = NdArrayDtype> {
   readonly dtype: D;
