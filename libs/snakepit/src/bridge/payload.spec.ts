@@ -242,6 +242,8 @@ describe('payload encoding: arrays and bytes', () => {
     expect(errorOf(() => encodeArgs({ v: new DataView(new ArrayBuffer(1)) }, 1024))?.details.path).toBe('$.v');
     expect(errorOf(() => encodeArgs({ v: new ArrayBuffer(1) }, 1024))?.message).toMatch(/wrap it in a Uint8Array/);
     expect(errorOf(() => encodeArgs({ x: new Float32Array(1), bad: [NaN] }, 1024))?.details.path).toBe('$.bad[0]');
+    const surrogate = errorOf(() => encodeArgs({ ok: { '\uD800': [new Uint8Array(1)] } }, 1024));
+    expect(surrogate).toMatchObject({ code: 'SERIALIZATION_ERROR', details: { path: '$.ok["\\ud800"][0]' } });
     const session = errorOf(() => assertJsonSafe({ x: new Float32Array(1) }, '$.set["k"]'));
     expect(session?.code).toBe('SERIALIZATION_ERROR');
     expect(session?.details.path).toBe('$.set["k"].x');

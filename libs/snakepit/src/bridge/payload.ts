@@ -39,15 +39,15 @@ interface Unsafe {
   path: Array<string | number>;
 }
 
-/** The arrays and byte strings a payload's walk takes out: the blobs, and where each stood. */
+/** The arrays and byte strings a payload's walk takes out, and where each stood. */
 interface Taken {
-  /** The walk's position, outermost first. */
-  readonly at: Array<string | number>;
+  /** Innermost first, like an Unsafe's: each container adds its segment on the way out. */
   readonly paths: Array<Array<string | number>>;
+  /** Without their paths until the walk is over. */
   readonly blobs: Blob[];
 }
 
-// The walk allocates nothing for a valid value without blobs: paths are only built for the error (and for blobs).
+// The walk allocates nothing for a valid value without blobs: paths are built on the way out, only for an error or a blob.
 function findUnsafe(value: unknown, depth: number, taken: Taken | undefined): Unsafe | undefined {
   if (depth > MAX_JSON_DEPTH) return { reason: 'too deep', kind: 'tooDeep', path: [] };
   switch (typeof value) {
@@ -60,20 +60,20 @@ function findUnsafe(value: unknown, depth: number, taken: Taken | undefined): Un
       if (value === null || value instanceof Date) return undefined;
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          taken?.at.push(i);
+          const before = taken ? taken.paths.length : 0;
           const problem = findUnsafe(value[i], depth + 1, taken);
-          taken?.at.pop();
           if (problem) return within(problem, i);
+          if (taken && taken.paths.length !== before) addSegment(taken, before, i);
         }
         return undefined;
       }
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return taken ? take(value, taken) : unsafe(notJson(value));
       for (const key of Object.keys(value)) {
-        taken?.at.push(key);
+        const before = taken ? taken.paths.length : 0;
         const problem = findUnsafe((value as Record<string, unknown>)[key], depth + 1, taken);
-        taken?.at.pop();
         if (problem) return within(problem, key);
+        if (taken && taken.paths.length !== before) addSegment(taken, before, key);
       }
       return undefined;
     }
@@ -98,16 +98,30 @@ function take(value: object, taken: Taken): Unsafe | undefined {
     const array = value as ArrayBufferView & { length: number };
     blob = { dtype, shape: [array.length], data: Buffer.from(array.buffer, array.byteOffset, array.byteLength) };
   }
-  const path: Blob['path'] = [];
-  for (const segment of taken.at) {
-    if (typeof segment === 'number') path.push({ index: segment });
-    // Protobuf strings are UTF-8: a lone surrogate, which JSON could escape, cannot be in a path.
-    else if (Buffer.from(segment, 'utf8').toString('utf8') !== segment) return unsafe(`the key ${JSON.stringify(segment)} on the way to it is not valid UTF-8`);
-    else path.push({ key: segment });
-  }
-  blob.path = path;
-  taken.paths.push([...taken.at]);
+  taken.paths.push([]);
   taken.blobs.push(blob);
+  return undefined;
+}
+
+/** Adds a container's segment to the paths of the blobs its child at `segment` gave (from index `from`). */
+function addSegment(taken: Taken, from: number, segment: string | number): void {
+  for (let i = from; i < taken.paths.length; i++) taken.paths[i].push(segment);
+}
+
+/** Each blob's path, outermost first, as its wire segments; an Unsafe for a key a path cannot hold. */
+function placePaths(taken: Taken): Unsafe | undefined {
+  for (let i = 0; i < taken.blobs.length; i++) {
+    const path = taken.paths[i].reverse();
+    const segments: Blob['path'] = [];
+    for (const segment of path) {
+      if (typeof segment === 'number') segments.push({ index: segment });
+      // Protobuf strings are UTF-8: a lone surrogate, which JSON could escape, cannot be in a path.
+      else if (Buffer.from(segment, 'utf8').toString('utf8') !== segment) {
+        return { reason: `the key ${JSON.stringify(segment)} on the way to it is not valid UTF-8`, kind: 'unsafe', path: [...path].reverse() };
+      } else segments.push({ key: segment });
+    }
+    taken.blobs[i].path = segments;
+  }
   return undefined;
 }
 
@@ -167,8 +181,8 @@ export function encodeValue(value: unknown, maxBytes: number): Payload {
     checkSize(value.byteLength, maxBytes);
     return { binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
   }
-  const taken: Taken = { at: [], paths: [], blobs: [] };
-  const problem = findUnsafe(value, 0, taken);
+  const taken: Taken = { paths: [], blobs: [] };
+  const problem = findUnsafe(value, 0, taken) ?? placePaths(taken);
   if (problem) throw unsafeError(problem, '$');
   if (taken.blobs.length === 0) {
     const json = Buffer.from(JSON.stringify(value ?? null));
