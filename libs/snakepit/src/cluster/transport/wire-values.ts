@@ -1,12 +1,17 @@
 import { errorFromWorker } from '../../bridge/error-info';
+import { encodeValue as encodeBridgeValue } from '../../bridge/payload';
 import type { ErrorInfo, ErrorInfo__Output } from '../../bridge/generated/snakepit/bridge/v1/ErrorInfo';
 import type { Payload } from '../../bridge/generated/snakepit/bridge/v1/Payload';
 import type { SnakepitError } from '../../errors/snakepit-error';
 
-/** A result or chunk on the wire: Buffers stay raw bytes, everything else travels as JSON. */
+/**
+ * A result or chunk forwarded to the calling node, encoded as the worker bridge
+ * encodes values (arrays and byte strings as blobs beside the JSON), so an
+ * NdArray or a nested Buffer arrives as it left. It already fit its pool's
+ * maxPayloadBytes; the node-to-node channel has its own message limit.
+ */
 export function encodeValue(value: unknown): Payload {
-  if (Buffer.isBuffer(value)) return { binary: value };
-  return { json: Buffer.from(JSON.stringify(value ?? null)) };
+  return encodeBridgeValue(value, Number.MAX_SAFE_INTEGER);
 }
 
 /**
