@@ -215,7 +215,12 @@ export class CallRun {
         try {
           value = decodePayload(message.result?.value);
         } catch (error) {
-          this.settle(new SnakepitError('SERIALIZATION_ERROR', `The result of ${this.call.tool} is not valid JSON`, { details: this.context, cause: error }));
+          // A malformed blob already says where and why; anything else is JSON that does not parse.
+          this.settle(
+            error instanceof SnakepitError
+              ? error.withDetails(this.context)
+              : new SnakepitError('SERIALIZATION_ERROR', `The result of ${this.call.tool} is not valid JSON`, { details: this.context, cause: error }),
+          );
           return;
         }
         this.settle(undefined, { value, delta: message.result?.session ?? undefined, workerId: worker.id, pid: worker.pid, requestId: this.requestId });

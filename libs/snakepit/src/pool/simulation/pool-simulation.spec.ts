@@ -1,4 +1,3 @@
-import type { Logger } from '@nestjs/common';
 import { SnakepitError } from '../../errors/snakepit-error';
 import { CIRCUIT_BREAKER_DEFAULTS, POOL_DEFAULTS } from '../../options/defaults';
 import type { ResolvedPoolOptions } from '../../options/resolve-options';
@@ -6,6 +5,7 @@ import { TelemetryService } from '../../telemetry/telemetry.service';
 import { WorkerPool } from '../worker-pool';
 import type { PoolCallOutcome } from '../pool.interfaces';
 import { Prng } from './prng';
+import { silentLogger } from './silent-logger';
 import { SimLauncher, type SimWorker, type SimWorld } from './sim-worker';
 
 /**
@@ -21,9 +21,6 @@ import { SimLauncher, type SimWorker, type SimWorld } from './sim-worker';
  */
 const SEEDS = process.env.SIM_SEED ? [Number(process.env.SIM_SEED)] : Array.from({ length: Number(process.env.SIM_RUNS ?? 3000) }, (_, i) => i + 1);
 const STEPS = 150;
-
-const ignore = () => undefined;
-const silentLogger = { log: ignore, warn: ignore, error: ignore, debug: ignore, verbose: ignore, fatal: ignore } as unknown as Logger;
 
 interface Tracked {
   simId: string;
