@@ -21,6 +21,7 @@ import { pyshellPool } from './lib/pyshell.mjs';
 import { startSnakepit } from './lib/snakepit.mjs';
 import { startGateway, startSampleApp } from './lib/http.mjs';
 import { f0, f2, f3, fk, loadTable, pairwise, summarize, targetsTable } from './lib/report.mjs';
+import { payloadChecks, payloadMarkdown, sectionPayload } from './payload.mjs';
 
 // ------------------------------------------------------------------ options
 const { values: opt } = parseArgs({
@@ -32,7 +33,8 @@ const { values: opt } = parseArgs({
     n: { type: 'string', default: '1,2' },
     c: { type: 'string', default: '1,8,64' },
     'cpu-ms': { type: 'string', default: '2' },
-    sections: { type: 'string', default: 'throughput,http,cold,scale,memory,stream' },
+    sections: { type: 'string', default: 'throughput,http,cold,scale,memory,stream,payload' },
+    'payload-mib': { type: 'string' },
     only: { type: 'string', default: '' },
     skip: { type: 'string', default: '' },
     'cold-k': { type: 'string', default: '1,4,16' },
@@ -63,6 +65,7 @@ const SECTIONS = new Set(opt.sections.split(','));
 const COLD_K = ints(opt['cold-k']);
 const SCALE = Number(opt['scale-size'] ?? (SMOKE ? 4 : 32));
 const CAPACITY = Number(opt.capacity);
+const PAYLOAD_MIB = ints(opt['payload-mib'] ?? (SMOKE ? '1' : '1,8,64'));
 const MAX_SECONDS = Number(opt['max-seconds'] ?? (SMOKE ? 180 : 480));
 /** Extra pool options / worker environment for every in-process Snakepit pool (A/B experiments). */
 const SP_EXTRA = {
@@ -540,6 +543,12 @@ async function sectionStream() {
   }
 }
 
+/** @type {import('./payload.mjs').PayloadRow[]} */
+let payload = [];
+async function sectionPayloadRun() {
+  payload = await sectionPayload({ smoke: SMOKE, sizesMib: PAYLOAD_MIB, socketDir, log, wanted, spExtra: SP_EXTRA });
+}
+
 // ------------------------------------------------------------------ targets and report
 function findCell(/** @type {string} */ section, /** @type {string} */ tool, /** @type {string} */ kase, /** @type {number} */ n, /** @type {number} */ c) {
   return cells.find((x) => x.section === section && x.tool === tool && x.kase === kase && x.n === n && x.c === c);
@@ -721,6 +730,7 @@ function buildChecks(rows) {
         ok: null,
       });
   }
+  checks.push(...payloadChecks(payload));
   return checks;
 }
 
@@ -819,6 +829,10 @@ function markdown(meta, rows, checks) {
         `| ${s.case} | ${s.c} | ${fk(s.chunks_per_s)} | ${fk(s.chunks_per_s_min)}-${fk(s.chunks_per_s_max)} | ${f2(s.cpu_client_us + s.cpu_workers_us)} (${f2(s.cpu_client_us)}+${f2(s.cpu_workers_us)}) | ${f2(s.vs_raw)} |`,
       );
   }
+  if (payload.length) {
+    L.push('');
+    L.push(payloadMarkdown(payload));
+  }
   if (meta.errors.length) {
     L.push('');
     L.push('### Errors');
@@ -842,6 +856,7 @@ async function main() {
     ['scale', sectionScale],
     ['memory', sectionMemory],
     ['stream', sectionStream],
+    ['payload', sectionPayloadRun],
   ];
   for (const [name, fn] of plan) {
     if (!SECTIONS.has(name) || interrupted) continue;
@@ -884,7 +899,7 @@ async function main() {
   mkdirSync(opt.out, { recursive: true });
   const stamp = meta.date.replace(/[:.]/g, '-');
   const base = `${meta.mode}-${stamp}`;
-  writeFileSync(path.join(opt.out, `${base}.json`), JSON.stringify({ meta, checks, rows, cells, cold, scale, memory, streams }, null, 2));
+  writeFileSync(path.join(opt.out, `${base}.json`), JSON.stringify({ meta, checks, rows, cells, cold, scale, memory, streams, payload }, null, 2));
   writeFileSync(path.join(opt.out, `${base}.md`), md + '\n');
   writeFileSync(path.join(opt.out, `latest-${meta.mode}.md`), md + '\n');
   await stopAll();

@@ -1,0 +1,305 @@
+// @ts-check
+// Section `payload` (issue 14, Performance): float32 arrays through PoolService.execute
+// (`array_sum`: the array goes one way; `array_scale`: both ways) against three baselines
+// measured in the same run: the same array as a JSON list (`echo`, both ways, <= 8 MiB),
+// raw gRPC bytes in one message (bench/py/bytes_server.py, grpc-js <-> grpcio, no Snakepit
+// code) and the copy floor (a copy into a tmpfs-backed file and a read back, no RPC; as
+// shared/research/large-payload-probe does). One call at a time; every loop bounded in
+// count and time.
+import grpc from '@grpc/grpc-js';
+import { NdArray } from '@snakepit/nestjs';
+import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { median } from './lib/loadgen.mjs';
+import { spawnTracked, stopChild, waitForLine } from './lib/procs.mjs';
+import { CHANNEL_OPTIONS, PY_DIR, PY_ENV, PYTHON } from './lib/raw-grpc.mjs';
+import { f2, f3 } from './lib/report.mjs';
+import { startSnakepit } from './lib/snakepit.mjs';
+
+const MIB = 1024 * 1024;
+const FACTOR = 2;
+/** JSON is slow (a 8 MiB array is ~2 M numbers): only at these sizes. */
+const JSON_MAX_MIB = 8;
+
+/**
+ * @typedef {object} PayloadRow
+ * @property {number} mib         array size
+ * @property {'args'|'both'} dir  which way the array travels
+ * @property {string} kase        snakepit | raw-grpc | json | copy-floor
+ * @property {number} ms          median latency per round trip
+ * @property {number} mibps       array bytes moved (once for args, twice for both) ÷ median latency
+ * @property {number} reps
+ * @property {Record<string, number>} ratios  pairwise medians of this row's MiB/s ÷ a baseline's
+ */
+
+/** Round trips per case and size: fewer for big arrays, and each case stops after `budgetMs`. */
+function repsFor(/** @type {number} */ mib, /** @type {boolean} */ smoke) {
+  if (smoke) return 3;
+  return mib >= 256 ? 2 : mib >= 64 ? 3 : mib >= 8 ? 5 : 9;
+}
+
+/** Deterministic float32 values with a full mantissa (so the JSON row pays for real digits). */
+function makeArray(/** @type {number} */ bytes) {
+  const x = new Float32Array(bytes / 4);
+  let s = 12345;
+  for (let i = 0; i < x.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    x[i] = s / 2 ** 32 - 0.5;
+  }
+  return x;
+}
+
+/** Sum as numpy would see it, within float32 rounding (the check is relative). */
+function sumOf(/** @type {Float32Array} */ x) {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i];
+  return s;
+}
+
+/** Spot checks every 4099th element (and the last): cheap next to the copy itself. */
+function checkScaled(/** @type {Float32Array} */ x, /** @type {ArrayLike<number>} */ y, /** @type {string} */ what) {
+  if (y.length !== x.length) throw new Error(`${what}: ${y.length} elements back, sent ${x.length}`);
+  for (let i = 0; i < x.length; i += 4099)
+    if (y[i] !== Math.fround(x[i] * FACTOR)) throw new Error(`${what}: element ${i} is ${y[i]}, expected ${x[i] * FACTOR}`);
+  const last = x.length - 1;
+  if (y[last] !== Math.fround(x[last] * FACTOR)) throw new Error(`${what}: last element is ${y[last]}`);
+}
+
+function checkSum(/** @type {unknown} */ got, /** @type {number} */ want, /** @type {string} */ what) {
+  if (typeof got !== 'number' || Math.abs(got - want) > 1e-3 * Math.max(1, Math.abs(want)) + 1) throw new Error(`${what}: sum ${got}, expected ~${want}`);
+}
+
+/** The raw grpcio bytes server and a grpc-js client with identity serializers (one message per call). */
+async function startRawBytes(/** @type {string} */ socketDir, /** @type {number} */ maxBytes) {
+  const address = `unix://${path.join(socketDir, 'payload-raw.sock')}`;
+  const child = spawnTracked(PYTHON, [path.join(PY_DIR, 'bytes_server.py'), '--address', address, '--max-bytes', String(maxBytes)], { env: PY_ENV });
+  await waitForLine(child, /^READY (\S+)/, 30_000, 'raw bytes server');
+  const id = (/** @type {Buffer} */ b) => b;
+  /** @type {grpc.ServiceDefinition} */
+  const def = {};
+  for (const m of ['Sum', 'Scale'])
+    def[m] = {
+      path: `/bench.Bytes/${m}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: id,
+      requestDeserialize: id,
+      responseSerialize: id,
+      responseDeserialize: id,
+    };
+  const Ctor = grpc.makeGenericClientConstructor(def, 'Bytes');
+  const client = new Ctor(address, grpc.credentials.createInsecure(), {
+    ...CHANNEL_OPTIONS,
+    'grpc.max_send_message_length': maxBytes,
+    'grpc.max_receive_message_length': maxBytes,
+  });
+  const call = (/** @type {string} */ m, /** @type {Buffer} */ buf) =>
+    /** @type {Promise<Buffer>} */ (
+      new Promise((resolve, reject) => {
+        /** @type {any} */ (client)[m](buf, { deadline: Date.now() + 60_000 }, (/** @type {Error|null} */ e, /** @type {Buffer} */ r) =>
+          e ? reject(e) : resolve(r),
+        );
+      })
+    );
+  return {
+    pid: /** @type {number} */ (child.pid),
+    call,
+    close: async () => {
+      client.close();
+      await stopChild(child);
+    },
+  };
+}
+
+/**
+ * @param {{ smoke: boolean, sizesMib: number[], socketDir: string, log: (...a: unknown[]) => void,
+ *   wanted: (name: string) => boolean, spExtra: { poolOptions?: Record<string, unknown>, env?: Record<string, string> } }} o
+ */
+export async function sectionPayload(o) {
+  const maxMib = Math.max(...o.sizesMib);
+  // Room for the biggest array twice over and its JSON at <= 8 MiB (~20 characters a number).
+  const maxPayloadBytes = Math.min(1024 * MIB, Math.max(2 * maxMib * MIB, 6 * JSON_MAX_MIB * MIB));
+  const shmDir = existsSync('/dev/shm') ? '/dev/shm' : o.socketDir;
+  const region = path.join(shmDir, `spbench-payload-${process.pid}`);
+  o.log(
+    `payload: sizes ${o.sizesMib.join(', ')} MiB; starting a raw grpcio bytes server and a Snakepit pool of 1 (maxPayloadBytes ${maxPayloadBytes / MIB} MiB)`,
+  );
+  const raw = await startRawBytes(o.socketDir, maxPayloadBytes + MIB);
+  /** @type {Awaited<ReturnType<typeof startSnakepit>> | undefined} */
+  let sp;
+  /** @type {PayloadRow[]} */
+  const rows = [];
+  const fd = openSync(region, 'w+', 0o600);
+  try {
+    sp = await startSnakepit({ size: 1, ...o.spExtra, poolOptions: { maxPayloadBytes, ...o.spExtra.poolOptions } });
+    const pools = sp.pools;
+    for (const mib of o.sizesMib) {
+      const bytes = mib * MIB;
+      const x = makeArray(bytes);
+      const xBuf = Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+      const want = sumOf(x);
+      const back = Buffer.allocUnsafeSlow(bytes);
+      ftruncateSync(fd, bytes);
+      const scaleReq = Buffer.allocUnsafeSlow(8 + bytes);
+      scaleReq.writeDoubleLE(FACTOR, 0);
+      xBuf.copy(scaleReq, 8);
+      /** The array into the region and back out: one transfer without RPC. */
+      const copyOnce = () => {
+        if (writeSync(fd, xBuf, 0, bytes, 0) !== bytes || readSync(fd, back, 0, bytes, 0) !== bytes) throw new Error('copy floor: short write or read');
+      };
+      /** @type {{ kase: string, dir: 'args'|'both', run: () => Promise<void> }[]} */
+      const cases = [
+        {
+          kase: 'snakepit',
+          dir: 'args',
+          run: async () => checkSum((await pools.execute('array_sum', { x: NdArray.from(x) })).result, want, 'array_sum'),
+        },
+        {
+          kase: 'snakepit',
+          dir: 'both',
+          run: async () => {
+            const r = /** @type {any} */ ((await pools.execute('array_scale', { x: NdArray.from(x), factor: FACTOR })).result);
+            if (!(r instanceof NdArray) || r.dtype !== 'float32') throw new Error(`array_scale: not a float32 NdArray: ${r?.constructor?.name}`);
+            checkScaled(x, /** @type {Float32Array} */ (r.data), 'array_scale');
+          },
+        },
+        { kase: 'raw-grpc', dir: 'args', run: async () => checkSum((await raw.call('Sum', xBuf)).readDoubleLE(0), want, 'raw Sum') },
+        {
+          kase: 'raw-grpc',
+          dir: 'both',
+          run: async () => {
+            const r = await raw.call('Scale', scaleReq);
+            // a copy only when grpc-js hands back an unaligned Buffer
+            const y = r.byteOffset % 4 === 0 ? new Float32Array(r.buffer, r.byteOffset, r.byteLength / 4) : new Float32Array(new Uint8Array(r).buffer);
+            checkScaled(x, y, 'raw Scale');
+          },
+        },
+        { kase: 'copy-floor', dir: 'args', run: async () => copyOnce() },
+        {
+          kase: 'copy-floor',
+          dir: 'both',
+          run: async () => {
+            copyOnce();
+            copyOnce();
+          },
+        },
+      ];
+      if (mib <= JSON_MAX_MIB) {
+        // The pre-NdArray way: a plain number list, echoed (the showcase's array tools refuse lists).
+        const list = Array.from(x);
+        cases.push({
+          kase: 'json',
+          dir: 'both',
+          run: async () => {
+            const r = (await pools.execute('echo', { value: list })).result;
+            if (!Array.isArray(r)) throw new Error('echo: not a list');
+            checkScaled(
+              x,
+              r.map((v) => Math.fround(v * FACTOR)),
+              'json echo',
+            );
+          },
+        });
+      }
+      const active = cases.filter((c) => o.wanted(`payload-${c.kase}`));
+      for (const c of active) await c.run(); // warm: channels, imports, the region's pages
+      const reps = repsFor(mib, o.smoke);
+      /** @type {Map<object, number[]>} */
+      const times = new Map(active.map((c) => [c, []]));
+      const deadline = performance.now() + (o.smoke ? 8_000 : 60_000);
+      for (let rep = 0; rep < reps && performance.now() < deadline; rep++) {
+        for (const c of rep % 2 === 0 ? active : [...active].reverse()) {
+          const t0 = performance.now();
+          await c.run();
+          /** @type {number[]} */ (times.get(c)).push(performance.now() - t0);
+        }
+      }
+      /** @type {PayloadRow[]} */
+      const here = active.map((c) => {
+        const ms = /** @type {number[]} */ (times.get(c));
+        const moved = (c.dir === 'both' ? 2 : 1) * mib;
+        return { mib, dir: c.dir, kase: c.kase, ms: median(ms), mibps: moved / (median(ms) / 1000), reps: ms.length, ratios: {}, _ms: ms };
+      });
+      // Ratios of MiB/s pair by pair (rep r of A ÷ rep r of B; the same array moves): median of those.
+      for (const r of here) {
+        for (const b of here) {
+          if (b.dir !== r.dir || b.kase === r.kase) continue;
+          const a = /** @type {any} */ (r)._ms;
+          const bb = /** @type {any} */ (b)._ms;
+          const n = Math.min(a.length, bb.length);
+          r.ratios[b.kase] = median(Array.from({ length: n }, (_, i) => bb[i] / a[i]));
+        }
+      }
+      for (const r of here) {
+        delete (/** @type {any} */ (r)._ms);
+        rows.push(r);
+      }
+      o.log(`payload ${mib} MiB: ${here.map((r) => `${r.kase}/${r.dir} ${f3(r.ms)} ms`).join(', ')}`);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(region, { force: true });
+    await raw.close();
+    await sp?.close();
+  }
+  return rows;
+}
+
+/**
+ * Issue 14's targets, reported (info / MISS), never fatal: shared memory (part 2) is meant to meet them.
+ * @param {PayloadRow[]} rows
+ * @returns {import('./lib/report.mjs').Check[]}
+ */
+export function payloadChecks(rows) {
+  /** @type {import('./lib/report.mjs').Check[]} */
+  const checks = [];
+  for (const r of rows.filter((x) => x.kase === 'snakepit')) {
+    const where = `${r.mib} MiB, ${r.dir === 'args' ? 'args only (array_sum)' : 'both ways (array_scale)'}`;
+    const vsRaw = r.ratios['raw-grpc'];
+    if (vsRaw !== undefined) {
+      const goal = r.mib >= 64 ? 5 : r.mib >= 8 ? 2.5 : null;
+      checks.push({
+        check: 'payload MiB/s ÷ raw gRPC bytes',
+        where,
+        value: vsRaw,
+        shown: `${f2(vsRaw)}×`,
+        target: goal ? `≥ ${goal}× (part 2)` : '(info)',
+        ok: goal ? vsRaw >= goal : null,
+      });
+    }
+    const vsCopy = r.ratios['copy-floor'];
+    if (vsCopy !== undefined) {
+      const goal = r.mib >= 64 ? 0.5 : null;
+      checks.push({
+        check: 'payload MiB/s ÷ copy floor',
+        where,
+        value: vsCopy,
+        shown: `${f2(vsCopy)}×`,
+        target: goal ? `≥ ${goal}× (part 2)` : '(info)',
+        ok: goal ? vsCopy >= goal : null,
+      });
+    }
+    const vsJson = r.ratios.json;
+    if (vsJson !== undefined) checks.push({ check: 'payload MiB/s ÷ JSON list', where, value: vsJson, shown: `${f2(vsJson)}×`, target: '(info)', ok: null });
+  }
+  return checks;
+}
+
+/** @param {PayloadRow[]} rows */
+export function payloadMarkdown(rows) {
+  const L = [
+    '### Large payloads: float32 arrays, one call at a time, pool of 1',
+    '',
+    'MiB/s counts the array bytes moved per round trip (once for `args`, twice for `both`). Ratios are MiB/s ÷ the baseline’s, paired rep by rep.',
+    '',
+    '| MiB | direction | case | ms per round trip | MiB/s | ÷ raw gRPC | ÷ JSON | ÷ copy floor | reps |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  const ratio = (/** @type {number|undefined} */ v) => (v === undefined ? '-' : f2(v));
+  for (const r of rows)
+    L.push(
+      `| ${r.mib} | ${r.dir} | ${r.kase} | ${f3(r.ms)} | ${f2(r.mibps)} | ${r.kase === 'snakepit' ? ratio(r.ratios['raw-grpc']) : '-'} | ${r.kase === 'snakepit' ? ratio(r.ratios.json) : '-'} | ${r.kase === 'snakepit' ? ratio(r.ratios['copy-floor']) : '-'} | ${r.reps} |`,
+    );
+  return L.join('\n');
+}
