@@ -21,22 +21,15 @@ export const MAX_SOCKET_PATH = 100;
 export class WorkerRuntime {
   readonly runId = randomBytes(6).toString('hex');
   readonly token = randomBytes(32).toString('hex');
-  readonly socketDir?: string;
+  /** Made by start(), not before: a module that is built but never started (a compile-only test) leaves nothing on disk. */
+  socketDir?: string;
   /** Where the socket directory is made: a recorded socket directory anywhere else is never removed. */
   private readonly socketBase?: string;
-  private readonly registry: ProcessRegistry;
+  private registry?: ProcessRegistry;
   private watchdog?: ChildProcess;
 
   constructor(private readonly options: ResolvedOptions) {
-    if (options.transport === 'unix') {
-      this.socketBase = options.socketDir ?? tmpdir();
-      // mkdtemp creates the directory with mode 0700: only this user can reach the sockets.
-      this.socketDir = mkdtempSync(join(this.socketBase, 'snakepit-'));
-    }
-    this.registry = new ProcessRegistry(join(options.stateDir, `${options.instanceName}.json`), this.runId, {
-      socketDir: this.socketDir,
-      socketBase: this.socketBase,
-    });
+    if (options.transport === 'unix') this.socketBase = options.socketDir ?? tmpdir();
   }
 
   /**
@@ -46,9 +39,16 @@ export class WorkerRuntime {
    * is not private to this user.
    */
   start(logger: Logger): void {
+    // mkdtemp creates the directory with mode 0700: only this user can reach the sockets.
+    if (this.socketBase) this.socketDir = mkdtempSync(join(this.socketBase, 'snakepit-'));
+    const registry = new ProcessRegistry(join(this.options.stateDir, `${this.options.instanceName}.json`), this.runId, {
+      socketDir: this.socketDir,
+      socketBase: this.socketBase,
+    });
+    this.registry = registry;
     let killed: RegisteredProcess[];
     try {
-      ({ killed } = this.registry.claim(logger));
+      ({ killed } = registry.claim(logger));
     } catch (error) {
       // No worker will start: the socket directory made for them goes now.
       if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
@@ -62,7 +62,7 @@ export class WorkerRuntime {
       throw new Error(`Snakepit watchdog script missing at ${WATCHDOG_SCRIPT}; build the library or set watchdog: false`);
     }
     // Detached and in its own session, so signals aimed at the host's group do not reach it.
-    const args = [WATCHDOG_SCRIPT, this.registry.path, this.runId, ...(this.socketBase ? [this.socketBase] : [])];
+    const args = [WATCHDOG_SCRIPT, registry.path, this.runId, ...(this.socketBase ? [this.socketBase] : [])];
     this.watchdog = spawn(process.execPath, args, {
       detached: true,
       stdio: ['pipe', 'ignore', 'ignore'],
@@ -75,11 +75,16 @@ export class WorkerRuntime {
 
   /** Records a worker's pid so that a later run, or the watchdog, can find it (best-effort: never throws for the file). */
   track(pid: number, workerId: string): void {
-    this.registry.add(pid, workerId);
+    this.startedRegistry().add(pid, workerId);
   }
 
   untrack(pid: number): void {
-    this.registry.remove(pid);
+    this.startedRegistry().remove(pid);
+  }
+
+  private startedRegistry(): ProcessRegistry {
+    if (!this.registry) throw new Error('WorkerRuntime.start() must run before workers are tracked');
+    return this.registry;
   }
 
   /** The address a new worker should bind. */
@@ -117,7 +122,7 @@ export class WorkerRuntime {
   /** After every worker stopped: removes the socket directory and the registry, and lets the watchdog go. */
   dispose(): void {
     if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
-    this.registry.release();
+    this.registry?.release();
     // Closing the pipe tells the watchdog to sweep: the registry is gone, so it just exits.
     this.watchdog?.stdin?.end();
     this.watchdog = undefined;
