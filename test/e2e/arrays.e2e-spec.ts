@@ -1,10 +1,10 @@
 import { expect } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { HostTool, NdArray, PoolService, SnakepitModule, type NdArrayDtype, type SnakepitErrorBody } from '@snakepit/nestjs';
+import type { TestingModule } from '@nestjs/testing';
+import { embeddedSnakepit } from '../helpers/embedded-snakepit';
+import { HostTool, NdArray, PoolService, type NdArrayDtype, type SnakepitErrorBody } from '@snakepit/nestjs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { parseSse, REPO_ROOT, startSampleApp, type ExecuteOutcome, type SampleApp, type ToolList } from '../helpers/sample-app';
+import { parseSse, startSampleApp, type ExecuteOutcome, type SampleApp, type ToolList } from '../helpers/sample-app';
 
 jest.setTimeout(90_000);
 
@@ -234,19 +234,11 @@ describe('arrays and bytes in process', () => {
   let pools: PoolService;
 
   beforeAll(async () => {
-    moduleRef = await Test.createTestingModule({
-      imports: [
-        SnakepitModule.forRoot({
-          python: join(REPO_ROOT, '.venv', 'bin', 'python'),
-          instanceName: `arrays-e2e-${process.pid}`,
-          // Running from TypeScript sources: the compiled watchdog script is not beside them.
-          watchdog: false,
-          pools: [{ name: 'default', size: 1, adapter: 'snakepit_bridge.examples.showcase:ShowcaseAdapter', maxPayloadBytes: 1024 * 1024 }],
-        }),
-      ],
-      providers: [ArrayHostTools],
-    }).compile();
-    await moduleRef.init();
+    moduleRef = await embeddedSnakepit(
+      'arrays-e2e',
+      [{ name: 'default', size: 1, adapter: 'snakepit_bridge.examples.showcase:ShowcaseAdapter', maxPayloadBytes: 1024 * 1024 }],
+      [ArrayHostTools],
+    );
     pools = moduleRef.get(PoolService);
   });
 

@@ -1,5 +1,6 @@
-import { Test, type TestingModule } from '@nestjs/testing';
-import { PoolService, SnakepitModule, TelemetryService, type SnakepitError } from '@snakepit/nestjs';
+import type { TestingModule } from '@nestjs/testing';
+import { embeddedSnakepit } from '../helpers/embedded-snakepit';
+import { PoolService, TelemetryService, type SnakepitError } from '@snakepit/nestjs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/sample-app';
 
@@ -16,28 +17,10 @@ describe('cookbook recipes', () => {
   let pools: PoolService;
 
   beforeAll(async () => {
-    moduleRef = await Test.createTestingModule({
-      imports: [
-        SnakepitModule.forRoot({
-          python: join(REPO_ROOT, '.venv', 'bin', 'python'),
-          instanceName: `cookbook-${process.pid}`,
-          // Running from TypeScript sources: the compiled watchdog script is not beside them.
-          watchdog: false,
-          pools: [
-            {
-              name: 'models',
-              size: 1,
-              profile: 'thread',
-              threadsPerWorker: 4,
-              adapter: 'model_adapter:ModelAdapter',
-              env: { PYTHONPATH: recipe('model-serving') },
-            },
-            { name: 'reports', size: 2, adapter: 'reports_adapter:ReportsAdapter', env: { PYTHONPATH: recipe('pandas-reports') } },
-          ],
-        }),
-      ],
-    }).compile();
-    await moduleRef.init();
+    moduleRef = await embeddedSnakepit('cookbook', [
+      { name: 'models', size: 1, profile: 'thread', threadsPerWorker: 4, adapter: 'model_adapter:ModelAdapter', env: { PYTHONPATH: recipe('model-serving') } },
+      { name: 'reports', size: 2, adapter: 'reports_adapter:ReportsAdapter', env: { PYTHONPATH: recipe('pandas-reports') } },
+    ]);
     pools = moduleRef.get(PoolService);
   });
 

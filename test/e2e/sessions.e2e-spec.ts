@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { HostTool, PoolService, SessionService, SnakepitModule, type HostToolContext, type SessionInfo, type SnakepitErrorBody } from '@snakepit/nestjs';
-import { join } from 'node:path';
-import { REPO_ROOT, eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
+import type { TestingModule } from '@nestjs/testing';
+import { embeddedSnakepit } from '../helpers/embedded-snakepit';
+import { HostTool, PoolService, SessionService, type HostToolContext, type SessionInfo, type SnakepitErrorBody } from '@snakepit/nestjs';
+import { eventually, startSampleApp, type SampleApp } from '../helpers/sample-app';
 
 jest.setTimeout(60_000);
 
@@ -132,19 +132,11 @@ describe('sessions: conflicts and expiry, in process', () => {
   let hostTools: SessionHostTools;
 
   beforeAll(async () => {
-    moduleRef = await Test.createTestingModule({
-      imports: [
-        SnakepitModule.forRoot({
-          python: join(REPO_ROOT, '.venv', 'bin', 'python'),
-          instanceName: `sessions-e2e-${process.pid}`,
-          // Running from TypeScript sources: the compiled watchdog script is not beside them.
-          watchdog: false,
-          pools: [{ name: 'default', size: 2, adapter: 'snakepit_bridge.examples.showcase:ShowcaseAdapter' }],
-        }),
-      ],
-      providers: [SessionHostTools],
-    }).compile();
-    await moduleRef.init();
+    moduleRef = await embeddedSnakepit(
+      'sessions-e2e',
+      [{ name: 'default', size: 2, adapter: 'snakepit_bridge.examples.showcase:ShowcaseAdapter' }],
+      [SessionHostTools],
+    );
     pools = moduleRef.get(PoolService);
     sessions = moduleRef.get(SessionService);
     hostTools = moduleRef.get(SessionHostTools);
