@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { Observable, type Subscription } from 'rxjs';
 import { decodePayload, encodeArgs } from '../../bridge/payload';
 import { SnakepitError } from '../../errors/snakepit-error';
@@ -7,10 +6,12 @@ import type { RemotePools } from '../../pool/remote-pools';
 import type { ResolvedClusterOptions } from '../cluster-options';
 import type { ClusterMembership } from '../membership/cluster-membership';
 import type { ClusterClient } from '../transport/cluster-client';
-import { NODE_LOST } from '../transport/cluster-client';
+import { NODE_LOST, NODE_UNREACHABLE, NODE_UNRESPONSIVE } from '../transport/cluster-client';
 import type { ForwardedCall } from '../transport/cluster-messages';
+import { NodeBackoff } from './node-backoff';
 import { pickNode, type Candidate } from './pick-node';
 
+// Times come from the global `performance` clock (not node:perf_hooks'), which the specs' fake timers replace.
 type RemoteOptions = ExecuteOptions & { pool: string };
 
 /** Time a forwarded call may overrun its budget before the calling node gives up on the node (the node enforces the budget itself). */
@@ -24,21 +25,27 @@ const MAX_BUDGET_MS = 24 * 3_600_000;
  * PoolService's way to the pools other nodes run. A call goes to the least
  * loaded live node that has the pool (the session's previous node first) and
  * comes back exactly as a local call would. A node that fails a call in
- * transport is avoided for one failure-detection window; the call is retried
- * once on another node only when the caller marked it idempotent, or when the
- * node refused it because it is shutting down (it never ran).
+ * transport (lost, unreachable, silent past the budget) is backed off: sent
+ * nothing for a window that doubles per failure in a row (one heartbeat up to
+ * one failure-detection window), then probed by the next call. A call that
+ * never reached its node is tried on each other node that has the pool, while
+ * its budget lasts; one that may have run is retried once elsewhere only when
+ * the caller marked it idempotent, or when the node refused it because it is
+ * shutting down (it never ran). When every node with the pool is backed off
+ * the call fails at once with WORKER_UNAVAILABLE, reason `node_backoff`.
  */
 export class RemotePoolRouter implements RemotePools {
   private readonly lastNodeOfSession = new Map<string, string>();
-  /** Node id -> performance.now() until which it is skipped while others can serve. */
-  private readonly suspects = new Map<string, number>();
+  private readonly backoff: NodeBackoff;
   private turn = 0;
 
   constructor(
     private readonly cluster: ResolvedClusterOptions,
     private readonly membership: ClusterMembership,
     private readonly client: ClusterClient,
-  ) {}
+  ) {
+    this.backoff = new NodeBackoff(cluster.heartbeatIntervalMs, cluster.nodeTtlMs);
+  }
 
   has(pool: string): boolean {
     return this.membership.knownRemotePools().has(pool);
@@ -52,7 +59,8 @@ export class RemotePoolRouter implements RemotePools {
       tried.add(target.node.id);
       const call = this.forwardedCall(tool, args, options, target, started);
       try {
-        const out = await this.client.execute(target.node, call, this.budget(target, options), options.signal);
+        const out = await this.client.execute(target.node, call, this.budget(target, options, started), options.signal);
+        this.backoff.succeeded(target.node.id);
         this.remember(options.sessionId, target.node.id);
         return { result: decodePayload(out.value) as T, workerId: out.workerId, pid: out.pid, pool: options.pool, durationMs: performance.now() - started };
       } catch (error) {
@@ -72,29 +80,34 @@ export class RemotePoolRouter implements RemotePools {
         tried.add(target.node.id);
         let chunks = 0;
         current = this.client
-          .stream(target.node, this.forwardedCall(tool, args, options, target, started), this.budget(target, options), options.signal)
+          .stream(target.node, this.forwardedCall(tool, args, options, target, started), this.budget(target, options, started), options.signal)
           .subscribe({
             next: (chunk) => {
-              chunks++;
+              if (chunks++ === 0) this.backoff.succeeded(target.node.id);
               subscriber.next(chunk as StreamChunk<T>);
             },
             error: (error: unknown) => {
               // Retried only before the first chunk: the caller never sees a chunk twice.
               const next = chunks === 0 ? this.retryTarget(error, options, target, tried) : undefined;
-              if (next) attempt(next);
+              if (next) start(() => next);
               else subscriber.error(error);
             },
             complete: () => {
+              this.backoff.succeeded(target.node.id);
               this.remember(options.sessionId, target.node.id);
               subscriber.complete();
             },
           });
       };
-      try {
-        attempt(this.choose(options, tried));
-      } catch (error) {
-        subscriber.error(error);
-      }
+      // Choosing and encoding can fail (no node, budget spent): the subscriber gets that error, never a throw.
+      const start = (target: () => Candidate) => {
+        try {
+          attempt(target());
+        } catch (error) {
+          subscriber.error(error);
+        }
+      };
+      start(() => this.choose(options, tried));
       return () => current?.unsubscribe();
     });
   }
@@ -128,9 +141,20 @@ export class RemotePoolRouter implements RemotePools {
       const pool = node.pools.find((p) => p.name === options.pool);
       return pool && !tried.has(node.id) ? [{ node, pool, inflight: this.client.inflightTo(node.id) }] : [];
     });
-    const healthy = candidates.filter((candidate) => (this.suspects.get(candidate.node.id) ?? 0) <= now);
+    const healthy = candidates.filter((candidate) => this.backoff.remaining(candidate.node.id, now) === 0);
     const preferred = options.sessionId ? this.lastNodeOfSession.get(options.sessionId) : undefined;
-    const chosen = pickNode(healthy.length > 0 ? healthy : candidates, preferred, this.turn++);
+    const chosen = pickNode(healthy, preferred, this.turn++);
+    if (!chosen && candidates.length > 0) {
+      // Every node with the pool failed recently: fail now rather than wait on a path known to be broken.
+      const [soonest] = candidates
+        .map((c) => ({ node: c.node.id, retryAfterMs: Math.ceil(this.backoff.remaining(c.node.id, now)) }))
+        .sort((x, y) => x.retryAfterMs - y.retryAfterMs);
+      throw new SnakepitError(
+        'WORKER_UNAVAILABLE',
+        `Every node that runs pool ${options.pool} failed recently; node ${soonest.node} is tried again in ${soonest.retryAfterMs} ms`,
+        { details: { ...details, reason: 'node_backoff', ...soonest, failures: this.backoff.failures(soonest.node), tried: [...tried] } },
+      );
+    }
     if (!chosen) {
       throw new SnakepitError('WORKER_UNAVAILABLE', `No live node can take a call for pool ${options.pool}`, {
         details: { ...details, reason: 'no_live_node', tried: [...tried] },
@@ -152,23 +176,32 @@ export class RemotePoolRouter implements RemotePools {
     };
   }
 
-  /** How long the calling node waits for the node: the call's budget plus slack (the node enforces the budget itself). */
-  private budget(target: Candidate, options: RemoteOptions): number {
+  /**
+   * How long the calling node waits for the node: what is left of the call's
+   * budget plus slack (the node enforces the budget itself), so retries never
+   * stretch a call past its budget plus the slack.
+   */
+  private budget(target: Candidate, options: RemoteOptions, started: number): number {
     const timeoutMs = typeof options.timeoutMs === 'number' && options.timeoutMs > 0 ? options.timeoutMs : target.pool.timeoutMs;
-    return Math.min(timeoutMs, MAX_BUDGET_MS) + DEADLINE_SLACK_MS;
+    return Math.max(0, Math.min(timeoutMs, MAX_BUDGET_MS) - (performance.now() - started)) + DEADLINE_SLACK_MS;
   }
 
   /**
-   * Where to retry a failed forward, if anywhere: once, on another node, when
-   * the node refused the call because it is stopping (it never ran) or was lost
-   * and the caller marked the call idempotent.
+   * Backs the node off after a transport failure, and says where to retry the
+   * call, if anywhere: on each other node in turn when it never reached the
+   * node; once, on another node, when the node refused it because it is
+   * stopping (it never ran) or was lost and the caller marked it idempotent.
    */
   private retryTarget(error: unknown, options: RemoteOptions, failed: Candidate, tried: ReadonlySet<string>): Candidate | undefined {
-    if (!(error instanceof SnakepitError)) return undefined;
-    const lost = error.details.reason === NODE_LOST;
+    // A cancelled call says nothing about the path, and is not to be run again.
+    if (!(error instanceof SnakepitError) || options.signal?.aborted) return undefined;
+    const reason = error.details.reason;
+    const lost = reason === NODE_LOST;
+    const unreached = reason === NODE_UNREACHABLE && error.details.node === failed.node.id;
     const refused = error.code === 'SHUTTING_DOWN' && error.details.node === failed.node.id; // not this node's own shutdown
-    if (lost || refused) this.suspects.set(failed.node.id, performance.now() + this.cluster.nodeTtlMs);
-    if (tried.size > 1 || !(refused || (lost && options.idempotent === true))) return undefined;
+    if (lost || unreached || refused || reason === NODE_UNRESPONSIVE) this.backoff.failed(failed.node.id, performance.now());
+    else if (error.details.node === failed.node.id) this.backoff.succeeded(failed.node.id); // it answered: the path works
+    if (!unreached && (tried.size > 1 || !(refused || (lost && options.idempotent === true)))) return undefined;
     try {
       return this.choose(options, tried);
     } catch {

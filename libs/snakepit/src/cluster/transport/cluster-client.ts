@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { Observable } from 'rxjs';
+import { defer, from, Observable, switchMap, throwError } from 'rxjs';
 import { decodePayload } from '../../bridge/payload';
 import { workerChannelOptions } from '../../bridge/proto';
 import { SnakepitError } from '../../errors/snakepit-error';
@@ -12,6 +12,10 @@ import { decodeError } from './wire-values';
 
 /** Why a forwarded call failed without an answer from the node. */
 export const NODE_LOST = 'node_lost';
+/** The call never reached the node (no connection could be made): safe to run elsewhere. */
+export const NODE_UNREACHABLE = 'node_unreachable';
+/** The call was sent but the node did not answer within the budget: it may have run. */
+export const NODE_UNRESPONSIVE = 'node_unresponsive';
 
 /** A forwarded call in flight, cancellable when its node leaves the cluster. */
 type LoseCall = () => void;
@@ -47,6 +51,21 @@ export class ClusterClient {
   }
 
   execute(node: NodeRecord, call: ForwardedCall, budgetMs: number, signal?: AbortSignal): Promise<ForwardedResult__Output> {
+    if (this.draining) return Promise.reject(shuttingDown(call));
+    const deadline = Date.now() + budgetMs;
+    return this.reach(node, call, deadline, signal).then(() => this.send(node, call, deadline - Date.now(), signal));
+  }
+
+  /** Chunks of a forwarded streaming call; unsubscribing cancels it on the node that runs it. */
+  stream(node: NodeRecord, call: ForwardedCall, budgetMs: number, signal?: AbortSignal): Observable<StreamChunk> {
+    return defer(() => {
+      if (this.draining) return throwError(() => shuttingDown(call));
+      const deadline = Date.now() + budgetMs;
+      return from(this.reach(node, call, deadline, signal)).pipe(switchMap(() => this.open(node, call, deadline - Date.now(), signal)));
+    });
+  }
+
+  private send(node: NodeRecord, call: ForwardedCall, budgetMs: number, signal?: AbortSignal): Promise<ForwardedResult__Output> {
     return new Promise((resolve, reject) => {
       if (this.draining) return reject(shuttingDown(call));
       let lost = false;
@@ -67,8 +86,7 @@ export class ClusterClient {
     });
   }
 
-  /** Chunks of a forwarded streaming call; unsubscribing cancels it on the node that runs it. */
-  stream(node: NodeRecord, call: ForwardedCall, budgetMs: number, signal?: AbortSignal): Observable<StreamChunk> {
+  private open(node: NodeRecord, call: ForwardedCall, budgetMs: number, signal?: AbortSignal): Observable<StreamChunk> {
     return new Observable<StreamChunk>((subscriber) => {
       if (this.draining) return subscriber.error(shuttingDown(call));
       let lost = false;
@@ -129,9 +147,56 @@ export class ClusterClient {
       ...workerChannelOptions(-1), // size limits are the pools' business, checked on both sides
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
+      // A path that goes silent (a partition that drops packets) is noticed like a lost node: a ping every
+      // heartbeat, and no answer within the failure-detection window drops the connection and fails its calls.
+      'grpc.keepalive_time_ms': this.cluster.heartbeatIntervalMs,
+      'grpc.keepalive_timeout_ms': this.cluster.nodeTtlMs,
+      'grpc.keepalive_permit_without_calls': 1,
     });
     this.channels.set(node.id, { address: node.address, client });
     return client;
+  }
+
+  /**
+   * Resolves once the channel to `node` is connected, so a call is sent only
+   * over a working connection. When none can be made (the node refuses or is
+   * down, the channel is backing off after a failed attempt, or a partition
+   * swallows the handshake until the connect deadline) the call fails with
+   * reason `node_unreachable`: it never reached the node, so it may run elsewhere.
+   */
+  private reach(node: NodeRecord, call: ForwardedCall, deadline: number, signal?: AbortSignal): Promise<void> {
+    const channel = this.client(node).getChannel();
+    const initial = channel.getConnectivityState(true);
+    if (initial === grpc.connectivityState.READY) return Promise.resolve();
+    // Never longer than one failure-detection window, so a retry elsewhere still has budget left.
+    const connectBy = Math.min(deadline, Date.now() + this.cluster.nodeTtlMs);
+    const waitMs = Math.max(0, connectBy - Date.now());
+    const details = { node: node.id, pool: call.pool, tool: call.tool, reason: NODE_UNREACHABLE };
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (error?: SnakepitError) => {
+        if (done) return;
+        done = true;
+        signal?.removeEventListener('abort', abort);
+        if (error) reject(error);
+        else resolve();
+      };
+      const abort = () =>
+        finish(new SnakepitError('CANCELLED', `The caller cancelled ${call.tool}`, { details: { node: node.id, pool: call.pool, tool: call.tool } }));
+      const unreachable = (why: string) =>
+        finish(new SnakepitError('WORKER_UNAVAILABLE', `Node ${node.id} is unreachable (${why}); the call was not sent`, { details }));
+      const watch = (state: grpc.connectivityState) => {
+        if (state === grpc.connectivityState.READY) return finish();
+        if (state === grpc.connectivityState.TRANSIENT_FAILURE) return unreachable('its last connection attempt failed');
+        if (state === grpc.connectivityState.SHUTDOWN) return unreachable('it left the cluster');
+        channel.watchConnectivityState(state, connectBy, (error?: Error) =>
+          error ? unreachable(`no connection within ${waitMs} ms`) : watch(channel.getConnectivityState(true)),
+        );
+      };
+      if (signal?.aborted) return abort();
+      signal?.addEventListener('abort', abort, { once: true });
+      watch(initial);
+    });
   }
 
   private track(nodeId: string, lose: LoseCall): () => void {
@@ -153,11 +218,21 @@ export class ClusterClient {
       return new SnakepitError('WORKER_UNAVAILABLE', `Node ${node.id} left the cluster during the call`, { details: { ...details, reason: NODE_LOST } });
     }
     if (error.code === grpc.status.DEADLINE_EXCEEDED) {
-      return new SnakepitError('TIMEOUT', `Node ${node.id} did not answer within the call's budget`, { details, cause: error });
+      return new SnakepitError('TIMEOUT', `Node ${node.id} did not answer within the call's budget`, {
+        details: { ...details, reason: NODE_UNRESPONSIVE },
+        cause: error,
+      });
     }
     if (error.code === grpc.status.UNAUTHENTICATED) {
       return new SnakepitError('WORKER_UNAVAILABLE', `Node ${node.id} refused this node's cluster secret`, {
         details: { ...details, reason: 'cluster_secret_rejected' },
+        cause: error,
+      });
+    }
+    // grpc-js fails a call it could not give a connection with this text (pinned version; cluster-client.spec checks it).
+    if (error.code === grpc.status.UNAVAILABLE && error.details.startsWith('No connection established')) {
+      return new SnakepitError('WORKER_UNAVAILABLE', `Node ${node.id} is unreachable; the call was not sent: ${error.details}`, {
+        details: { ...details, reason: NODE_UNREACHABLE, grpcCode: error.code },
         cause: error,
       });
     }
