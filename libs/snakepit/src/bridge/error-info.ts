@@ -26,3 +26,14 @@ export function errorFromWorker(info: ErrorInfo__Output | null | undefined): Sna
   const message = python && code === 'PYTHON_EXCEPTION' ? `${python.type}: ${python.message}` : info.message;
   return new SnakepitError(code, message, { details, python });
 }
+
+/** A host-side SnakepitError as the wire's ErrorInfo (a host-call reply, or a call the channel fails itself). */
+export function errorInfoOf(error: SnakepitError): ErrorInfo__Output {
+  let details = '{}';
+  try {
+    details = JSON.stringify(error.details) ?? '{}';
+  } catch {
+    // details that do not serialize (a cycle, a BigInt) are dropped, not the error
+  }
+  return { code: error.code, message: error.message, python: null, detailsJson: Buffer.from(details) };
+}

@@ -68,6 +68,7 @@ export function hostMessageBytes(message: HostMessage): number {
     return MESSAGE_OVERHEAD + payloadBytes(value) + errorBytes + 3 * FIELD_OVERHEAD;
   }
   if (message.cancel) return MESSAGE_OVERHEAD + Buffer.byteLength(message.cancel.reason ?? '');
+  if (message.release) return MESSAGE_OVERHEAD + VARINT_MAX * (message.release.offsets?.length ?? 0);
   // Host tool specs are sent once per stream; their JSON length bounds their encoding.
   return MESSAGE_OVERHEAD + Buffer.byteLength(JSON.stringify(message.hostTools ?? {}));
 }

@@ -13,6 +13,8 @@ import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
 import type { WorkerBridgeClient } from './generated/snakepit/bridge/v1/WorkerBridge';
 import type { WorkerFrame__Output } from './generated/snakepit/bridge/v1/WorkerFrame';
 import type { WorkerMessage__Output } from './generated/snakepit/bridge/v1/WorkerMessage';
+import type { SharedPayloads } from '../shared-memory/shared-memory.interfaces';
+import { errorInfoOf } from './error-info';
 import { hostMessageBytes } from './frame-size';
 import { loadBridgePackage, workerChannelOptions } from './proto';
 
@@ -66,16 +68,20 @@ export class WorkerChannel {
   private readonly unsent = new Set<number>();
   /** Credit messages still in the outbox, by call id, so later credits merge into them. */
   private readonly queuedCredit = new Map<number, StreamCredit>();
+  /** The release message still in the outbox, so slots read later in the same tick join it. */
+  private queuedRelease?: number[];
   private flushScheduled = false;
   private nextId = 1;
   private brokenWith?: SnakepitError;
   private onBroken?: (error: SnakepitError) => void;
   private onHostCall?: HostCallListener;
 
+  /** `shared`: the worker's shared-memory regions, when its pool uses them. */
   constructor(
     address: string,
     token: string,
     private readonly maxMessageBytes: number,
+    private readonly shared?: SharedPayloads,
   ) {
     const { WorkerBridge } = loadBridgePackage().snakepit.bridge.v1;
     this.client = new WorkerBridge(address, grpc.credentials.createInsecure(), workerChannelOptions(maxMessageBytes));
@@ -126,13 +132,27 @@ export class WorkerChannel {
     return this.brokenWith !== undefined;
   }
 
-  /** Sends a call; returns its request id (used to cancel it), or undefined on a broken stream (nothing was sent). */
+  /**
+   * Sends a call; returns its request id (used to cancel it), or undefined on a
+   * broken stream (nothing was sent). A call whose blobs the shared-memory
+   * region cannot take ends, asynchronously like any answer, with RESOURCE_EXHAUSTED.
+   */
   call(request: CallRequest, listener: CallListener): number | undefined {
     if (this.brokenWith) return undefined;
     const id = this.nextId++;
     this.inFlight.set(id, listener);
+    let sent = request;
+    try {
+      if (this.shared) sent = { ...request, args: this.shared.place(id, request.args) };
+    } catch (error) {
+      const failure = error instanceof SnakepitError ? error : new SnakepitError('INTERNAL', (error as Error).message, { cause: error });
+      queueMicrotask(() => {
+        if (this.inFlight.delete(id)) listener.end({ id, kind: 'error', error: { error: errorInfoOf(failure), session: null } });
+      });
+      return id;
+    }
     this.unsent.add(id);
-    this.enqueue({ id, call: request });
+    this.enqueue({ id, call: sent });
     return id;
   }
 
@@ -143,7 +163,17 @@ export class WorkerChannel {
 
   /** Answers a HostCall made by the tool running call `parentId`. */
   replyHostCall(parentId: number, callId: number, outcome: { value: Payload } | { error: ErrorInfo }): void {
-    if (this.inFlight.has(parentId) && !this.brokenWith) this.enqueue({ id: parentId, hostReply: { callId, ...outcome } });
+    if (!this.inFlight.has(parentId) || this.brokenWith) return;
+    let reply = outcome;
+    if (this.shared && 'value' in outcome) {
+      try {
+        // The reply's slots belong to the parent call: the tool may read them until it ends.
+        reply = { value: this.shared.place(parentId, outcome.value) ?? outcome.value };
+      } catch (error) {
+        reply = { error: errorInfoOf(error as SnakepitError) };
+      }
+    }
+    this.enqueue({ id: parentId, hostReply: { callId, ...reply } });
   }
 
   /**
@@ -193,6 +223,7 @@ export class WorkerChannel {
     this.outbox = [];
     this.unsent.clear();
     this.queuedCredit.clear();
+    this.queuedRelease = undefined;
     if (messages.length === 0 || !this.stream || this.brokenWith) return;
     // Every message fits alone: the pool refuses calls over maxPayloadBytes, which leaves this limit room to spare.
     let frame: HostMessage[] = [];
@@ -211,20 +242,55 @@ export class WorkerChannel {
   };
 
   private dispatch(frame: WorkerFrame__Output): void {
-    for (const message of frame.messages) {
+    const released: number[] = [];
+    for (let message of frame.messages) {
+      // Every message's slots are read and released, also for a call already given up: the worker holds them until told.
+      const refused = this.receiveShared(message, released);
       if (message.kind === 'hostCall') {
-        if (message.hostCall && this.inFlight.has(message.id)) this.onHostCall?.(message.id, message.hostCall);
+        if (!message.hostCall || !this.inFlight.has(message.id)) continue;
+        if (refused) this.replyHostCall(message.id, message.hostCall.callId, { error: errorInfoOf(refused) });
+        else this.onHostCall?.(message.id, message.hostCall);
         continue;
       }
       const listener = this.inFlight.get(message.id ?? 0);
       if (!listener) continue; // a late reply to a call already failed locally
+      if (refused && message.kind !== 'error' && message.kind !== 'cancelled') {
+        // A chunk or result that cannot be read ends its call; the worker is told to stop a stream.
+        if (message.kind === 'chunk') this.cancel(message.id, refused.message);
+        message = { id: message.id, kind: 'error', error: { error: errorInfoOf(refused), session: null } };
+      }
       if (message.kind === 'chunk') {
         listener.chunk(message);
       } else {
         this.inFlight.delete(message.id ?? 0);
+        this.shared?.releaseCall(message.id ?? 0);
         listener.end(message);
       }
     }
+    if (released.length > 0) this.release(released);
+  }
+
+  /** Reads the message's shared-memory slots into its payload; the error when one is refused. */
+  private receiveShared(message: WorkerMessage__Output, released: number[]): SnakepitError | undefined {
+    if (!this.shared) return undefined;
+    const payload = message.result?.value ?? message.chunk?.value ?? message.hostCall?.args;
+    try {
+      this.shared.receive(payload, released);
+      return undefined;
+    } catch (error) {
+      return error instanceof SnakepitError ? error : new SnakepitError('SERIALIZATION_ERROR', (error as Error).message, { cause: error });
+    }
+  }
+
+  /** Gives the worker back the slots of its region the host has read; one message per flush. */
+  private release(offsets: number[]): void {
+    if (this.brokenWith) return;
+    if (this.queuedRelease) {
+      this.queuedRelease.push(...offsets);
+      return;
+    }
+    this.queuedRelease = offsets;
+    this.enqueue({ id: 0, release: { offsets } });
   }
 
   private breakWith(reason: string, code: 'WORKER_CRASHED' | 'WORKER_UNAVAILABLE' = 'WORKER_CRASHED'): void {
@@ -235,9 +301,13 @@ export class WorkerChannel {
     this.onBroken?.(error);
     const listeners = [...this.inFlight];
     this.inFlight.clear();
-    for (const [id, listener] of listeners) listener.broken(error, !this.unsent.has(id));
+    for (const [id, listener] of listeners) {
+      this.shared?.releaseCall(id);
+      listener.broken(error, !this.unsent.has(id));
+    }
     this.unsent.clear();
     this.queuedCredit.clear();
+    this.queuedRelease = undefined;
     this.outbox = [];
   }
 }

@@ -53,6 +53,14 @@ export const POOL_DEFAULTS = {
   lifecycleCheckIntervalMs: 5_000,
 } as const;
 
+export const SHARED_MEMORY_DEFAULTS = {
+  dir: '/dev/shm',
+  thresholdBytes: 256 * 1024,
+  /** regionBytes: this many times the pool's maxPayloadBytes, and at least minRegionBytes. */
+  regionPayloads: 4,
+  minRegionBytes: 64 * 1024 * 1024,
+} as const;
+
 export const CIRCUIT_BREAKER_DEFAULTS = {
   failureRate: 0.5,
   windowMs: 10_000,

@@ -8,15 +8,17 @@ import {
   MODULE_DEFAULTS,
   POOL_DEFAULTS,
   SESSION_DEFAULTS,
+  SHARED_MEMORY_DEFAULTS,
 } from './defaults';
 import type { ClusterOptions } from '../cluster/cluster-options';
-import type { CircuitBreakerOptions, PoolOptions, SessionOptions, SnakepitModuleOptions } from './snakepit-options';
+import type { CircuitBreakerOptions, PoolOptions, SessionOptions, SharedMemoryOptions, SnakepitModuleOptions } from './snakepit-options';
 
-export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env' | 'circuitBreaker'>> & {
+export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'env' | 'circuitBreaker' | 'sharedMemory'>> & {
   env: Record<string, string>;
   /** Calls one worker runs at once: 1 for the process profile, threadsPerWorker for the thread profile. */
   capacityPerWorker: number;
   circuitBreaker: Required<CircuitBreakerOptions> | false;
+  sharedMemory: Required<SharedMemoryOptions> | false;
 };
 
 export interface ResolvedOptions {
@@ -24,6 +26,8 @@ export interface ResolvedOptions {
   env: Record<string, string>;
   inheritEnv: readonly string[];
   socketDir?: string;
+  /** The memory file system the run's shared-memory directory is made in; `explicit` when the user chose it. */
+  sharedMemoryDir: { path: string; explicit: boolean };
   transport: 'unix' | 'tcp';
   instanceName: string;
   stateDir: string;
@@ -47,7 +51,8 @@ export class SnakepitConfigError extends Error {
 
 const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 /** Every pool option: a misspelt or retired one is refused rather than silently ignored. */
-const POOL_OPTION_NAMES = new Set(['name', 'size', 'adapter', 'python', 'env', 'circuitBreaker', ...Object.keys(POOL_DEFAULTS)]);
+const POOL_OPTION_NAMES = new Set(['name', 'size', 'adapter', 'python', 'env', 'circuitBreaker', 'sharedMemory', ...Object.keys(POOL_DEFAULTS)]);
+const SHARED_MEMORY_OPTION_NAMES = ['thresholdBytes', 'regionBytes'];
 const ADAPTER = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
 
 /** Finds an executable the way a shell would; returns undefined when there is none. */
@@ -124,6 +129,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
       env: { ...(pool?.env ?? {}) },
       circuitBreaker: pool?.circuitBreaker === false ? false : { ...CIRCUIT_BREAKER_DEFAULTS, ...stripUndefined(pool?.circuitBreaker ?? {}) },
     } as ResolvedPoolOptions;
+    resolved.sharedMemory = resolveSharedMemory(problems, where, pool?.sharedMemory, resolved.maxPayloadBytes);
     positiveInteger(problems, `${where}.size`, resolved.size, 1024);
     if (resolved.profile !== 'process' && resolved.profile !== 'thread') {
       problems.push(`${where}.profile must be "process" or "thread" (got ${JSON.stringify(resolved.profile)})`);
@@ -202,6 +208,7 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     env: { ...(options.env ?? {}) },
     inheritEnv: options.inheritEnv ?? DEFAULT_INHERITED_ENV,
     socketDir: options.socketDir,
+    sharedMemoryDir: { path: options.sharedMemoryDir ?? SHARED_MEMORY_DEFAULTS.dir, explicit: options.sharedMemoryDir !== undefined },
     transport,
     instanceName,
     stateDir: options.stateDir ?? defaultStateDir(),
@@ -214,6 +221,31 @@ export function resolveOptions(options: SnakepitModuleOptions): ResolvedOptions 
     exposeTracebacks: options.exposeTracebacks ?? false,
     cluster: options.cluster,
   };
+}
+
+/** A pool's shared-memory settings with their defaults; the region must hold at least one call of maxPayloadBytes. */
+function resolveSharedMemory(
+  problems: string[],
+  where: string,
+  options: SharedMemoryOptions | false | undefined,
+  maxPayloadBytes: number,
+): Required<SharedMemoryOptions> | false {
+  // Off unless asked for, until the worker side lands (issue 14, part 2).
+  if (options === false || options === undefined) return false;
+  for (const key of Object.keys(options ?? {})) {
+    if (!SHARED_MEMORY_OPTION_NAMES.includes(key)) problems.push(`${where}.sharedMemory.${key} is not a shared-memory option (known: ${SHARED_MEMORY_OPTION_NAMES.join(', ')})`);
+  }
+  const resolved = {
+    thresholdBytes: SHARED_MEMORY_DEFAULTS.thresholdBytes,
+    regionBytes: Math.max(SHARED_MEMORY_DEFAULTS.minRegionBytes, SHARED_MEMORY_DEFAULTS.regionPayloads * (Number.isInteger(maxPayloadBytes) ? maxPayloadBytes : 0)),
+    ...stripUndefined(options ?? {}),
+  };
+  positiveInteger(problems, `${where}.sharedMemory.thresholdBytes`, resolved.thresholdBytes);
+  positiveInteger(problems, `${where}.sharedMemory.regionBytes`, resolved.regionBytes, Number.MAX_SAFE_INTEGER);
+  if (Number.isInteger(resolved.regionBytes) && resolved.regionBytes < maxPayloadBytes) {
+    problems.push(`${where}.sharedMemory.regionBytes (${resolved.regionBytes}) must be at least maxPayloadBytes (${maxPayloadBytes}), or a call of the largest payload could never fit`);
+  }
+  return resolved;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -79,6 +79,30 @@ export interface PoolOptions {
   memoryLimitMb?: number;
   /** How often TTL and memory are checked (default 5 000 ms). */
   lifecycleCheckIntervalMs?: number;
+  /**
+   * Large arrays and bytes travel through shared memory instead of inside the
+   * gRPC message (see SharedMemoryOptions); `false` keeps everything in the
+   * messages. On by default where the module's `sharedMemoryDir` is usable.
+   */
+  sharedMemory?: SharedMemoryOptions | false;
+}
+
+/**
+ * Each worker gets two regions, files on a memory file system (tmpfs) in a
+ * private directory of the run: one the host writes arguments into and the
+ * worker maps (numpy arrays over it, no copy), one the worker writes results
+ * into and the host reads. The gRPC message carries only where each blob lies.
+ */
+export interface SharedMemoryOptions {
+  /** Arrays and byte strings of at least this many bytes go through the regions (default 256 KiB). */
+  thresholdBytes?: number;
+  /**
+   * Cap of each of a worker's two regions: the blobs of the calls in flight on
+   * it (default 4 × maxPayloadBytes, at least 64 MiB). Pages are taken as they
+   * are written, so the cap costs nothing until used. A call whose blobs do not
+   * fit fails with RESOURCE_EXHAUSTED (`details.option: 'sharedMemory.regionBytes'`).
+   */
+  regionBytes?: number;
 }
 
 /**
@@ -155,6 +179,13 @@ export interface SnakepitModuleOptions {
   stateDir?: string;
   /** Start the watchdog process that kills the workers if this host dies (default true). */
   watchdog?: boolean;
+  /**
+   * A memory file system (tmpfs) where each run makes its private 0700 directory
+   * of shared-memory regions (default `/dev/shm`). When the default is missing or
+   * not writable (macOS, some containers), pools fall back to gRPC messages and
+   * say so in the log; a directory given here must be usable.
+   */
+  sharedMemoryDir?: string;
   /**
    * Log one debug line per finished call, with its context (default false): it
    * costs about a microsecond per call even where the logger drops debug lines.

@@ -33,6 +33,7 @@ export class ProcessLauncher implements WorkerLauncher {
       startTimeoutMs: config.startTimeoutMs,
       shutdownGraceMs: this.stopGraceMs,
       memoryLimitMb: config.memoryLimitMb,
+      sharedMemory: this.runtime.sharedMemoryFor(config),
       token: this.runtime.token,
       logger: this.logger,
       registry: this.runtime,

@@ -123,10 +123,10 @@ describe('ProcessRegistry', () => {
     mkdirSync(nested);
 
     for (const socketDir of [outside, notOurs, nested, `${socketBase}/../victim/snakepit-important`]) {
-      cleanUpRun(leftRegistry('run-old', [], socketDir), socketBase);
+      cleanUpRun(leftRegistry('run-old', [], socketDir), { socketBase });
     }
     // No socket base (tcp transport): nothing is removed.
-    cleanUpRun(leftRegistry('run-old', [], own), undefined);
+    cleanUpRun(leftRegistry('run-old', [], own), {});
     expect([own, outside, notOurs, nested].every((dir) => existsSync(dir))).toBe(true);
 
     // A forged registry naming a directory outside the base, read through claim().
@@ -135,8 +135,28 @@ describe('ProcessRegistry', () => {
     new ProcessRegistry(path, 'run-new', { socketBase }).claim();
     expect(existsSync(outside)).toBe(true);
 
-    cleanUpRun(leftRegistry('run-old', [], own), socketBase);
+    cleanUpRun(leftRegistry('run-old', [], own), { socketBase });
     expect(existsSync(own)).toBe(false);
+  });
+
+  it('removes a recorded shared-memory directory under the same rule, with its own base', () => {
+    const sharedBase = join(root, 'shm');
+    const own = join(sharedBase, 'snakepit-def456');
+    const outside = join(root, 'victim', 'snakepit-data');
+    for (const dir of [own, outside]) mkdirSync(dir, { recursive: true });
+    writeFileSync(join(own, 'pool-1.in'), 'region');
+    const left = (sharedDir: string): RegistryContents => ({ ...leftRegistry('run-old', []), sharedDir });
+
+    cleanUpRun(left(outside), { sharedBase });
+    // The socket base is not the shared-memory base: a shared directory is never judged by the other's.
+    cleanUpRun(left(own), { socketBase: sharedBase });
+    expect([own, outside].every((dir) => existsSync(dir))).toBe(true);
+
+    mkdirSync(stateDir, { mode: 0o700 });
+    writeFileSync(path, JSON.stringify(left(own)));
+    new ProcessRegistry(path, 'run-new', { sharedBase }).claim();
+    expect(existsSync(own)).toBe(false);
+    expect(existsSync(outside)).toBe(true);
   });
 
   it('never writes through a symlink: one at the temp name fails the write, one at the registry path is replaced', () => {

@@ -17,6 +17,8 @@ export interface RegistryContents {
   workers: RegisteredProcess[];
   /** The run's private socket directory, removed with the run's leftovers. */
   socketDir?: string;
+  /** The run's private shared-memory directory, removed likewise. */
+  sharedDir?: string;
 }
 
 /** Where registry problems are reported (Nest's Logger fits). */
@@ -91,13 +93,14 @@ function killRecordedWorker(entry: RegisteredProcess, runId: string): boolean {
 }
 
 /**
- * Whether a recorded socket directory may be removed: one Snakepit made
- * (mkdtemp 'snakepit-XXXXXX') directly under this run's socket base, a real
- * directory (not a symlink) owned by this user.
+ * Whether a recorded run directory (sockets, shared memory) may be removed:
+ * one Snakepit made (mkdtemp 'snakepit-XXXXXX') directly under the base this
+ * host was configured with, a real directory (not a symlink) owned by this user.
  */
-function isOwnSocketDir(socketDir: string, socketBase: string): boolean {
-  const dir = resolve(socketDir);
-  if (dirname(dir) !== resolve(socketBase) || !basename(dir).startsWith('snakepit-')) return false;
+function isOwnRunDir(runDir: unknown, base: string | undefined): runDir is string {
+  if (typeof runDir !== 'string' || !base) return false;
+  const dir = resolve(runDir);
+  if (dirname(dir) !== resolve(base) || !basename(dir).startsWith('snakepit-')) return false;
   try {
     const stats = lstatSync(dir);
     const uid = effectiveUid();
@@ -107,17 +110,23 @@ function isOwnSocketDir(socketDir: string, socketBase: string): boolean {
   }
 }
 
+/** The directories run directories are made in, as this host is configured (never as a registry file says). */
+export interface RunDirBases {
+  socketBase?: string;
+  sharedBase?: string;
+}
+
 /**
  * Kills what a dead run left (its recorded process groups) and removes its
- * socket directory: what its host would have cleaned up had it stopped normally.
- * The file's content is trusted only within bounds: see isWorkerOfRun and isOwnSocketDir.
- * Without a `socketBase` (tcp transport) no directory is removed.
+ * socket and shared-memory directories: what its host would have cleaned up
+ * had it stopped normally. The file's content is trusted only within bounds:
+ * see isWorkerOfRun and isOwnRunDir. A directory without its base (tcp
+ * transport, shared memory off) is never removed.
  */
-export function cleanUpRun(contents: RegistryContents, socketBase: string | undefined): RegisteredProcess[] {
+export function cleanUpRun(contents: RegistryContents, bases: RunDirBases): RegisteredProcess[] {
   const killed = contents.workers.filter((entry) => killRecordedWorker(entry, contents.runId));
-  if (typeof contents.socketDir === 'string' && socketBase !== undefined && isOwnSocketDir(contents.socketDir, socketBase)) {
-    rmSync(contents.socketDir, { recursive: true, force: true });
-  }
+  if (isOwnRunDir(contents.socketDir, bases.socketBase)) rmSync(contents.socketDir, { recursive: true, force: true });
+  if (isOwnRunDir(contents.sharedDir, bases.sharedBase)) rmSync(contents.sharedDir, { recursive: true, force: true });
   return killed;
 }
 
@@ -198,11 +207,11 @@ function writeFileAtomically(path: string, data: string): void {
   }
 }
 
-export interface ProcessRegistryOptions {
+export interface ProcessRegistryOptions extends RunDirBases {
   /** The run's private socket directory, recorded for the watchdog and the next run. */
   socketDir?: string;
-  /** The directory the run's socket directory is made in: a recorded socketDir elsewhere is never removed. */
-  socketBase?: string;
+  /** The run's private shared-memory directory, recorded likewise. */
+  sharedDir?: string;
 }
 
 /**
@@ -247,7 +256,7 @@ export class ProcessRegistry {
       if (previous.runId !== this.runId && isSameProcess(previous.host)) {
         throw new Error(`Another live Snakepit host (pid ${previous.host.pid}, run ${previous.runId}) owns ${this.path}; give each its own instanceName`);
       }
-      killed.push(...cleanUpRun(previous, this.options.socketBase));
+      killed.push(...cleanUpRun(previous, this.options));
     }
     this.flush();
     return { killed };
@@ -276,7 +285,7 @@ export class ProcessRegistry {
   }
 
   private flush(): void {
-    const contents: RegistryContents = { runId: this.runId, host: this.host, workers: [...this.workers.values()], socketDir: this.options.socketDir };
+    const contents: RegistryContents = { runId: this.runId, host: this.host, workers: [...this.workers.values()], socketDir: this.options.socketDir, sharedDir: this.options.sharedDir };
     const dir = dirname(this.path);
     try {
       if (ensureStateDir(dir)) this.warn('recreated', { msg: 'the state directory had disappeared (a /tmp cleaner?); re-created it', stateDir: dir });

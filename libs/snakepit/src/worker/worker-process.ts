@@ -18,6 +18,8 @@ export interface WorkerProcessSpec {
   shutdownGraceMs: number;
   /** RLIMIT_AS in MiB set before the adapter loads; 0 = none. */
   memoryLimitMb: number;
+  /** The worker's shared-memory flags (WorkerRegions.workerArgs), when its pool uses shared memory. */
+  sharedMemoryArgs?: readonly string[];
 }
 
 export interface ProcessExit {
@@ -239,6 +241,7 @@ export class WorkerProcess {
       '--shutdown-grace-ms',
       String(spec.shutdownGraceMs),
       ...(spec.memoryLimitMb > 0 ? ['--memory-limit-mb', String(spec.memoryLimitMb)] : []),
+      ...(spec.sharedMemoryArgs ?? []),
     ];
     const child = spawn(spec.python, args, {
       detached: true,

@@ -1,11 +1,12 @@
 import type { Logger } from '@nestjs/common';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import type { ResolvedOptions, ResolvedPoolOptions } from '../options/resolve-options';
+import { SnakepitConfigError, type ResolvedOptions, type ResolvedPoolOptions } from '../options/resolve-options';
+import type { SharedMemorySettings } from '../shared-memory/shared-memory.interfaces';
 import { ProcessRegistry, type RegisteredProcess } from './process-registry';
 
 const WATCHDOG_SCRIPT = join(__dirname, 'watchdog.js');
@@ -23,6 +24,8 @@ export class WorkerRuntime {
   readonly token = randomBytes(32).toString('hex');
   /** Made by start(), not before: a module that is built but never started (a compile-only test) leaves nothing on disk. */
   socketDir?: string;
+  /** The run's private (0700) directory of shared-memory regions; made by start() when a pool uses them and the file system allows. */
+  sharedDir?: string;
   /** Where the socket directory is made: a recorded socket directory anywhere else is never removed. */
   private readonly socketBase?: string;
   private registry?: ProcessRegistry;
@@ -41,17 +44,20 @@ export class WorkerRuntime {
   start(logger: Logger): void {
     // mkdtemp creates the directory with mode 0700: only this user can reach the sockets.
     if (this.socketBase) this.socketDir = mkdtempSync(join(this.socketBase, 'snakepit-'));
+    this.sharedDir = this.makeSharedDir(logger);
     const registry = new ProcessRegistry(join(this.options.stateDir, `${this.options.instanceName}.json`), this.runId, {
       socketDir: this.socketDir,
       socketBase: this.socketBase,
+      sharedDir: this.sharedDir,
+      sharedBase: this.sharedDir ? this.options.sharedMemoryDir.path : undefined,
     });
     this.registry = registry;
     let killed: RegisteredProcess[];
     try {
       ({ killed } = registry.claim(logger));
     } catch (error) {
-      // No worker will start: the socket directory made for them goes now.
-      if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+      // No worker will start: the directories made for them go now.
+      this.removeDirs();
       throw error;
     }
     if (killed.length > 0) {
@@ -62,7 +68,7 @@ export class WorkerRuntime {
       throw new Error(`Snakepit watchdog script missing at ${WATCHDOG_SCRIPT}; build the library or set watchdog: false`);
     }
     // Detached and in its own session, so signals aimed at the host's group do not reach it.
-    const args = [WATCHDOG_SCRIPT, registry.path, this.runId, ...(this.socketBase ? [this.socketBase] : [])];
+    const args = [WATCHDOG_SCRIPT, registry.path, this.runId, this.socketBase ?? '', this.sharedDir ? this.options.sharedMemoryDir.path : ''];
     this.watchdog = spawn(process.execPath, args, {
       detached: true,
       stdio: ['pipe', 'ignore', 'ignore'],
@@ -71,6 +77,39 @@ export class WorkerRuntime {
     // Neither the process nor its pipe may keep the host's event loop alive.
     this.watchdog.unref();
     (this.watchdog.stdin as Socket | null)?.unref();
+  }
+
+  /**
+   * The run's shared-memory directory, when a pool uses shared memory: under
+   * the default /dev/shm only if it is a writable directory (else pools use
+   * gRPC messages, logged once); a directory the user named must work.
+   */
+  private makeSharedDir(logger: Logger): string | undefined {
+    if (!this.options.pools.some((pool) => pool.sharedMemory)) return undefined;
+    const { path, explicit } = this.options.sharedMemoryDir;
+    try {
+      if (!statSync(path).isDirectory()) throw new Error('not a directory');
+      accessSync(path, constants.W_OK | constants.X_OK);
+      // Mode 0700, like the socket directory: only this user can open the regions (each file is 0600 too).
+      return mkdtempSync(join(path, 'snakepit-'));
+    } catch (error) {
+      if (explicit) {
+        this.removeDirs();
+        throw new SnakepitConfigError([`sharedMemoryDir ${path} cannot hold the run's shared memory: ${(error as Error).message}`]);
+      }
+      logger.warn({ msg: 'shared memory is off: its directory is not usable; arrays and bytes travel in gRPC messages', dir: path, reason: (error as Error).message });
+      return undefined;
+    }
+  }
+
+  private removeDirs(): void {
+    for (const dir of [this.socketDir, this.sharedDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+
+  /** The shared-memory settings of a pool's workers, or undefined when they use gRPC messages only. */
+  sharedMemoryFor(pool: ResolvedPoolOptions): SharedMemorySettings | undefined {
+    if (!this.sharedDir || !pool.sharedMemory) return undefined;
+    return { dir: this.sharedDir, ...pool.sharedMemory };
   }
 
   /** Records a worker's pid so that a later run, or the watchdog, can find it (best-effort: never throws for the file). */
@@ -121,7 +160,7 @@ export class WorkerRuntime {
 
   /** After every worker stopped: removes the socket directory and the registry, and lets the watchdog go. */
   dispose(): void {
-    if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+    this.removeDirs();
     this.registry?.release();
     // Closing the pipe tells the watchdog to sweep: the registry is gone, so it just exits.
     this.watchdog?.stdin?.end();

@@ -3,12 +3,15 @@ import type { CallListener } from '../bridge/worker-channel';
 import { WorkerChannel } from '../bridge/worker-channel';
 import type { CallRequest } from '../bridge/generated/snakepit/bridge/v1/CallRequest';
 import type { HostCall__Output } from '../bridge/generated/snakepit/bridge/v1/HostCall';
+import { errorInfoOf } from '../bridge/error-info';
 import { payloadLimitBytes } from '../bridge/frame-size';
 import { decodePayload, encodeValue } from '../bridge/payload';
 import type { HostToolRegistry } from '../host-tools/host-tool.registry';
 import type { ToolSpec__Output } from '../bridge/generated/snakepit/bridge/v1/ToolSpec';
 import { SnakepitError, toSnakepitError } from '../errors/snakepit-error';
 import type { PoolWorker } from '../pool/pool-worker';
+import type { SharedMemorySettings } from '../shared-memory/shared-memory.interfaces';
+import { WorkerRegions } from '../shared-memory/worker-regions';
 import type { WorkerCrashReason } from '../telemetry/telemetry-events';
 import { OutputThrottle, WorkerProcess, type ProcessExit, type WorkerOutputLine, type WorkerProcessSpec } from './worker-process';
 
@@ -46,6 +49,8 @@ export interface WorkerStartOptions extends WorkerProcessSpec {
   registry: { track(pid: number, workerId: string): void; untrack(pid: number): void };
   /** Called once when the process exits; `expected` is false for a crash. */
   onExit: (worker: Worker, exit: ProcessExit, expected: boolean) => void;
+  /** The pool's shared-memory settings; absent when blobs travel only inside gRPC messages. */
+  sharedMemory?: SharedMemorySettings;
 }
 
 const RECENT_OUTPUT_LINES = 20;
@@ -105,7 +110,15 @@ export class Worker implements PoolWorker {
   /** Spawns a worker and resolves once it answered a round trip; on failure nothing is left running. */
   static async start(options: WorkerStartOptions): Promise<Worker> {
     let worker: Worker | undefined;
-    const proc = WorkerProcess.spawn(options, (line) => worker?.relayOutput(line));
+    // Made before the process, so its flags can name them; removed when it exits.
+    const regions = options.sharedMemory ? new WorkerRegions(options.sharedMemory.dir, options.workerId, options.sharedMemory) : undefined;
+    let proc: WorkerProcess;
+    try {
+      proc = WorkerProcess.spawn({ ...options, sharedMemoryArgs: regions?.workerArgs() }, (line) => worker?.relayOutput(line));
+    } catch (error) {
+      regions?.close();
+      throw error;
+    }
     worker = new Worker(options.workerId, options.pool, proc, options.logger);
     const self = worker;
     // The exit handler comes first: whatever fails below, a dying process is still reported.
@@ -120,13 +133,14 @@ export class Worker implements PoolWorker {
       const expected = self.state === 'stopping' || self.state === 'stopped';
       if (self.state !== 'stopped') self.state = expected ? 'stopped' : 'crashed';
       self.channel?.close(`worker ${self.id} exited (code ${exit.code}, signal ${exit.signal})`, expected ? 'WORKER_UNAVAILABLE' : 'WORKER_CRASHED');
+      regions?.close();
       options.onExit(self, exit, expected);
     });
     try {
       // Inside the try: a process that cannot be tracked is stopped, never left running unknown to the pool.
       options.registry.track(proc.pid, self.id);
       const address = await proc.waitReady(() => [...self.recentOutput]);
-      const channel = new WorkerChannel(toGrpcTarget(address), options.token, options.maxMessageBytes);
+      const channel = new WorkerChannel(toGrpcTarget(address), options.token, options.maxMessageBytes, regions);
       self.channel = channel;
       const description = await channel.describe(options.startTimeoutMs);
       self.tools = description.tools;
@@ -223,8 +237,7 @@ export class Worker implements PoolWorker {
       )
       .then((value) => reply({ value: encodeValue(value, payloadLimitBytes(options.maxMessageBytes)) }))
       .catch((error: unknown) => {
-        const failure = toSnakepitError(error);
-        reply({ error: { code: failure.code, message: failure.message, detailsJson: Buffer.from(safeJson(failure.details)) } });
+        reply({ error: errorInfoOf(toSnakepitError(error)) });
       });
   }
 
