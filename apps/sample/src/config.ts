@@ -101,6 +101,11 @@ export const DEV_CLUSTER_SECRET = 'snakepit-dev-cluster-secret';
  * internal node-to-node service listens on SNAKEPIT_CLUSTER_HOST (127.0.0.1) :
  * SNAKEPIT_CLUSTER_PORT (0 = any free port) and is advertised as
  * SNAKEPIT_CLUSTER_ADVERTISE (default: that host and the bound port).
+ * Security: SNAKEPIT_CLUSTER_ACCEPTED_SECRETS (comma-separated, for rotation),
+ * SNAKEPIT_CLUSTER_TLS_{CA,CERT,KEY} (PEM file paths or PEM text),
+ * SNAKEPIT_CLUSTER_TLS_REQUIRE_CLIENT_CERT=false, SNAKEPIT_CLUSTER_TLS_SERVER_NAME,
+ * SNAKEPIT_CLUSTER_ALLOW_PLAINTEXT=true, SNAKEPIT_REDIS_TLS_{CA,CERT,KEY,SERVERNAME}.
+ * Any TLS variable set passes the group on, so the library names what is missing.
  */
 function clusterOptions(env: NodeJS.ProcessEnv, production: boolean): ClusterOptions | undefined {
   if (!env.REDIS_URL) return undefined;
@@ -114,7 +119,32 @@ function clusterOptions(env: NodeJS.ProcessEnv, production: boolean): ClusterOpt
     advertiseAddress: env.SNAKEPIT_CLUSTER_ADVERTISE || undefined,
     heartbeatIntervalMs: optionalInteger(env, 'SNAKEPIT_CLUSTER_HEARTBEAT_MS'),
     nodeTtlMs: optionalInteger(env, 'SNAKEPIT_CLUSTER_NODE_TTL_MS'),
+    acceptedSecrets: env.SNAKEPIT_CLUSTER_ACCEPTED_SECRETS ? env.SNAKEPIT_CLUSTER_ACCEPTED_SECRETS.split(',') : undefined,
+    allowPlaintext: env.SNAKEPIT_CLUSTER_ALLOW_PLAINTEXT === 'true' || undefined,
+    tls: group(env, 'SNAKEPIT_CLUSTER_TLS_', { ca: 'CA', cert: 'CERT', key: 'KEY', serverName: 'SERVER_NAME' }, (tls) => ({
+      ...tls,
+      ca: tls.ca ?? '',
+      cert: tls.cert ?? '',
+      key: tls.key ?? '',
+      requireClientCert: env.SNAKEPIT_CLUSTER_TLS_REQUIRE_CLIENT_CERT === 'false' ? false : undefined,
+    })),
+    redisTls: group(env, 'SNAKEPIT_REDIS_TLS_', { ca: 'CA', cert: 'CERT', key: 'KEY', servername: 'SERVERNAME' }, (tls) => tls),
   };
+}
+
+/** The variables `prefix` + name that are set, under their option names; undefined when none is. */
+function group<K extends string, T>(
+  env: NodeJS.ProcessEnv,
+  prefix: string,
+  names: Record<K, string>,
+  build: (values: Partial<Record<K, string>>) => T,
+): T | undefined {
+  const values = Object.fromEntries(
+    Object.entries<string>(names)
+      .map(([option, name]) => [option, env[prefix + name]])
+      .filter(([, value]) => value),
+  ) as Partial<Record<K, string>>;
+  return Object.keys(values).length > 0 ? build(values) : undefined;
 }
 
 /**

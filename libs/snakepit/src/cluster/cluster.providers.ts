@@ -6,6 +6,7 @@ import { PoolService } from '../pool/pool.service';
 import { SNAKEPIT_REMOTE_POOLS } from '../pool/remote-pools';
 import { InMemorySessionStore } from '../session/in-memory-session.store';
 import { SESSION_STORE, type SessionStore } from '../session/session-store';
+import { TelemetryService } from '../telemetry/telemetry.service';
 import { resolveClusterOptions, type ResolvedClusterOptions } from './cluster-options';
 import type * as ClusterClasses from './cluster-classes';
 
@@ -66,9 +67,14 @@ export const clusterProviders: Provider[] = [
   },
   {
     provide: CLUSTER_MEMBERSHIP,
-    inject: [SNAKEPIT_CLUSTER_OPTIONS, CLUSTER_CLASSES, REDIS_CONNECTION, REDIS_KEYS],
-    useFactory: (cluster: Maybe<ResolvedClusterOptions>, classes: Maybe<Classes>, redis: Maybe<RedisConnection>, keys: Maybe<RedisKeys>) =>
-      cluster && new classes!.ClusterMembership(redis!, keys!, cluster),
+    inject: [SNAKEPIT_CLUSTER_OPTIONS, CLUSTER_CLASSES, REDIS_CONNECTION, REDIS_KEYS, TelemetryService],
+    useFactory: (
+      cluster: Maybe<ResolvedClusterOptions>,
+      classes: Maybe<Classes>,
+      redis: Maybe<RedisConnection>,
+      keys: Maybe<RedisKeys>,
+      telemetry: TelemetryService,
+    ) => cluster && new classes!.ClusterMembership(redis!, keys!, cluster, telemetry),
   },
   {
     provide: CLUSTER_CLIENT,
@@ -83,9 +89,9 @@ export const clusterProviders: Provider[] = [
   },
   {
     provide: CLUSTER_SERVER,
-    inject: [SNAKEPIT_CLUSTER_OPTIONS, CLUSTER_CLASSES, SNAKEPIT_RESOLVED_OPTIONS, PoolService],
-    useFactory: (cluster: Maybe<ResolvedClusterOptions>, classes: Maybe<Classes>, options: ResolvedOptions, pools: PoolService) =>
-      cluster && new classes!.ClusterServer(cluster, pools, Math.max(...options.pools.map((pool) => pool.maxPayloadBytes))),
+    inject: [SNAKEPIT_CLUSTER_OPTIONS, CLUSTER_CLASSES, SNAKEPIT_RESOLVED_OPTIONS, PoolService, TelemetryService],
+    useFactory: (cluster: Maybe<ResolvedClusterOptions>, classes: Maybe<Classes>, options: ResolvedOptions, pools: PoolService, telemetry: TelemetryService) =>
+      cluster && new classes!.ClusterServer(cluster, pools, Math.max(...options.pools.map((pool) => pool.maxPayloadBytes)), telemetry),
   },
   {
     provide: CLUSTER_NODE_AGENT,

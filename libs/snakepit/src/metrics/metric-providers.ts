@@ -20,6 +20,8 @@ export const SNAKEPIT_METRICS = {
   sessionsActive: 'snakepit_sessions_active',
   circuitState: 'snakepit_circuit_state',
   crashLooping: 'snakepit_pool_crash_looping',
+  clusterRecordsIgnored: 'snakepit_cluster_records_ignored_total',
+  clusterCallsRefused: 'snakepit_cluster_calls_refused_total',
 } as const;
 
 /** The worker states `snakepit_workers` always reports, zero or not, so graphs have no gaps. */
@@ -107,4 +109,15 @@ export const METRIC_PROVIDERS: Provider[] = [
   makeGaugeProvider({ name: SNAKEPIT_METRICS.sessionsActive, help: 'Live sessions in the session store', inject: [SessionService], collect: collectSessions }),
   makeGaugeProvider({ name: SNAKEPIT_METRICS.circuitState, help: "Each pool's circuit: 0 closed, 1 half-open, 2 open", labelNames: ['pool'] }),
   makeGaugeProvider({ name: SNAKEPIT_METRICS.crashLooping, help: '1 while the pool is crash-looping (restarts paused)', labelNames: ['pool'] }),
+  // Cluster mode. Labelled by reason only: node ids in ignored records and peers of refused calls are anyone's choice.
+  makeCounterProvider({
+    name: SNAKEPIT_METRICS.clusterRecordsIgnored,
+    help: 'Node records read from Redis and ignored, by reason (unsigned, forged, stale, malformed)',
+    labelNames: ['reason'],
+  }),
+  makeCounterProvider({
+    name: SNAKEPIT_METRICS.clusterCallsRefused,
+    help: 'Calls the internal cluster service refused, by reason (missing_proof, outside_window, bad_mac, replayed, nonce_cache_full)',
+    labelNames: ['reason'],
+  }),
 ];

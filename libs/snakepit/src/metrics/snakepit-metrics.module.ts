@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { CallMetrics } from './call-metrics';
+import { ClusterMetrics } from './cluster-metrics';
 import { METRIC_PROVIDERS } from './metric-providers';
 import { PoolStateMetrics } from './pool-state-metrics';
 import { QueueMetrics } from './queue-metrics';
@@ -13,7 +14,7 @@ import { WorkerMetrics } from './worker-metrics';
  * metric, and can be injected with `@InjectMetric(SNAKEPIT_METRICS.calls)`.
  */
 @Module({
-  providers: [...METRIC_PROVIDERS, CallMetrics, QueueMetrics, WorkerMetrics, PoolStateMetrics],
+  providers: [...METRIC_PROVIDERS, CallMetrics, QueueMetrics, WorkerMetrics, PoolStateMetrics, ClusterMetrics],
   exports: METRIC_PROVIDERS,
 })
 export class SnakepitMetricsModule {}

@@ -57,6 +57,10 @@ export interface TelemetryEventMap {
   'session.created': { sessionId: string; ttlSeconds: number };
   'session.expired': { sessionId: string };
   'session.deleted': { sessionId: string };
+  /** Cluster mode: a node record read from Redis was ignored (unsigned, forged, stale or malformed); `nodeId` is the id it claims. */
+  'cluster.record_ignored': { reason: 'malformed' | 'unsigned' | 'forged' | 'stale'; nodeId?: string };
+  /** Cluster mode: the internal service refused a call (no proof, outside the time window, wrong MAC, replayed nonce, nonce cache full). */
+  'cluster.call_refused': { reason: 'missing_proof' | 'outside_window' | 'bad_mac' | 'replayed' | 'nonce_cache_full'; peer: string };
 }
 
 export type WorkerCrashReason = 'exit' | 'frozen' | 'stream_broken' | 'cancel_unconfirmed';

@@ -3,6 +3,9 @@ import { Subject, type Observable } from 'rxjs';
 import type { ResolvedClusterOptions } from '../cluster-options';
 import type { RedisConnection } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
+import { RecordGate, type IgnoredRecord } from '../security/record-gate';
+import { signRecord } from '../security/signed-record';
+import type { TelemetryService } from '../../telemetry/telemetry.service';
 import { LEAVE, SYNC_MEMBERS } from './membership-scripts';
 import type { NodeRecord } from './node-record';
 import { SnakepitLogger } from '../../logging/snakepit-logger';
@@ -35,12 +38,17 @@ export class ClusterMembership {
   /** Syncs run one at a time, so an older answer never overwrites a newer one. */
   private queue: Promise<void> = Promise.resolve();
   private refreshQueued = false;
+  /** Only records signed with an accepted secret, recently, and no older than their node's last one get into the view. */
+  private readonly gate: RecordGate;
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly cluster: ResolvedClusterOptions,
-  ) {}
+    private readonly telemetry?: TelemetryService,
+  ) {
+    this.gate = new RecordGate(cluster.verifySecrets, cluster.nodeTtlMs, (record, log) => this.ignored(record, log));
+  }
 
   /** Re-reads the members whenever a join, leave or loss is announced. */
   watch(): Promise<void> {
@@ -100,11 +108,16 @@ export class ClusterMembership {
         this.keys.membershipChannel,
         this.cluster.nodeTtlMs,
         self?.id ?? '',
-        self ? JSON.stringify(self) : '',
+        self ? signRecord(self, this.cluster.secret) : '',
       ]),
     );
     this.syncedAt = performance.now();
-    this.take((reply as Array<string | null>).flatMap((json) => parseRecord(json) ?? []).filter((node) => node.id !== this.cluster.nodeId));
+    this.take(this.gate.admit(reply as Array<string | null>).filter((node) => node.id !== this.cluster.nodeId));
+  }
+
+  private ignored(record: IgnoredRecord, log: boolean): void {
+    this.telemetry?.emit('cluster.record_ignored', { reason: record.reason, nodeId: record.nodeId });
+    if (log) this.logger.warn({ msg: 'ignored a node record from Redis', reason: record.reason, node: record.nodeId, detail: record.detail });
   }
 
   private take(records: NodeRecord[]): void {
@@ -126,15 +139,5 @@ export class ClusterMembership {
 
   private memberKeys(): string[] {
     return [this.keys.nodeDeadlines, this.keys.nodeRecords];
-  }
-}
-
-function parseRecord(json: string | null): NodeRecord | undefined {
-  if (!json) return undefined;
-  try {
-    const record = JSON.parse(json) as NodeRecord;
-    return typeof record.id === 'string' && typeof record.address === 'string' && Array.isArray(record.pools) ? record : undefined;
-  } catch {
-    return undefined;
   }
 }

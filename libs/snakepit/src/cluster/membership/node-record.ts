@@ -5,8 +5,10 @@ export interface AdvertisedPool {
   name: string;
   size: number;
   ready: number;
-  /** Free call slots at the last heartbeat: the load-balancing signal. */
+  /** Free call slots at the last heartbeat: the load-balancing signal (never above `capacity` once read back). */
   available: number;
+  /** Call slots in all (size × calls per worker), signed with the record: bounds `available`; a record without it is ignored. */
+  capacity?: number;
   queueDepth: number;
   /** The pool's default call budget, so callers can bound a forwarded call. */
   timeoutMs: number;
@@ -15,7 +17,7 @@ export interface AdvertisedPool {
   tools: ToolInfo[];
 }
 
-/** What a node registers in Redis, refreshed every heartbeat. */
+/** What a node registers in Redis, refreshed every heartbeat, signed with the cluster secret (security/signed-record.ts). */
 export interface NodeRecord {
   id: string;
   /** host:port of its internal ClusterNode gRPC service. */

@@ -92,6 +92,7 @@ export class ClusterNodeAgent implements OnApplicationBootstrap, BeforeApplicati
         size: info.size,
         ready: info.ready,
         available: info.available,
+        capacity: info.size * configs.get(info.name)!.capacityPerWorker,
         queueDepth: info.queueDepth,
         timeoutMs: configs.get(info.name)!.timeoutMs,
         maxPayloadBytes: configs.get(info.name)!.maxPayloadBytes,

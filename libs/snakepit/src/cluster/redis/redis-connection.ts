@@ -1,6 +1,7 @@
 import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import Redis, { ReplyError, type RedisOptions } from 'ioredis';
 import { SnakepitError } from '../../errors/snakepit-error';
+import { SnakepitConfigError } from '../../options/resolve-options';
 import type { ResolvedClusterOptions } from '../cluster-options';
 import { SnakepitLogger } from '../../logging/snakepit-logger';
 
@@ -11,6 +12,10 @@ const RECONNECT_STEP_MS = 100;
 const RECONNECT_CAP_MS = 1_000;
 /** Replies meaning "not now" (restarting, failing over, busy), not "never". */
 const TRANSIENT_REPLY = /^(LOADING|READONLY|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN)\b/;
+/** Replies meaning this node's credentials or rights are wrong: retrying will not help. */
+const REFUSED_REPLY = /^(WRONGPASS|NOAUTH|NOPERM)\b/;
+/** TLS failures that are configuration (an untrusted or misnamed certificate, a client certificate refused), not a network blip. */
+const TLS_REFUSAL = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|ERR_SSL|ERR_TLS/;
 
 /**
  * The node's Redis connections: one for commands, one for pub/sub. While Redis
@@ -35,11 +40,34 @@ export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
     this.client.on('close', () => this.setUp(false));
   }
 
+  /**
+   * Waits (up to 5 s) for Redis. Unreachable, the node starts anyway and keeps
+   * trying; but a Redis that refuses this node (wrong user or password, missing
+   * rights, a certificate the configured CA did not sign) fails start with a
+   * configuration error naming why, since retrying cannot fix it.
+   */
   async onModuleInit(): Promise<void> {
+    let onError: (error: Error) => void = () => undefined;
+    const refused = new Promise<Error>((resolve) => {
+      onError = (error) => {
+        if (isRefusal(error)) resolve(error);
+      };
+      this.client.on('error', onError);
+    });
     const ready = new Promise<void>((resolve) => this.client.once('ready', resolve));
     this.client.connect().catch(() => undefined); // failures are retried by ioredis and logged by setUp
-    const waited = await Promise.race([ready.then(() => true), delay(FIRST_CONNECT_WAIT_MS).then(() => false)]);
-    if (!waited) this.logger.warn({ msg: 'Redis unreachable at start: session and remote calls fail until it answers', redis: redact(this.options.redis) });
+    const outcome = await Promise.race([ready.then(() => 'ready' as const), refused, delay(FIRST_CONNECT_WAIT_MS).then(() => 'waited' as const)]);
+    this.client.off('error', onError);
+    if (outcome instanceof Error) {
+      this.closing = true;
+      this.client.disconnect();
+      const redis = redact(this.options.redis);
+      throw new SnakepitConfigError([
+        `cluster.redis: Redis at ${redis} refused this node: ${outcome.message} (check the URL's user and password, and cluster.redisTls)`,
+      ]);
+    }
+    if (outcome === 'waited')
+      this.logger.warn({ msg: 'Redis unreachable at start: session and remote calls fail until it answers', redis: redact(this.options.redis) });
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -88,6 +116,8 @@ export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
       connectionName: `snakepit:${this.options.nodeId}:${role}`,
       connectTimeout: Math.max(this.options.redisCommandTimeoutMs, 1_000),
       retryStrategy: (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_CAP_MS),
+      // With a rediss:// URL ioredis speaks TLS; these add the CA, client certificate and name to check.
+      ...(this.options.redisTls ? { tls: { ...this.options.redisTls } } : {}),
       ...extra,
     });
     // Without a listener ioredis prints every failed reconnect; state changes are logged by setUp.
@@ -102,6 +132,11 @@ export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
     if (up) this.logger.log({ msg: 'Redis connected', redis: redact(this.options.redis) });
     else this.logger.warn({ msg: 'Redis connection lost; reconnecting', redis: redact(this.options.redis) });
   }
+}
+
+function isRefusal(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return REFUSED_REPLY.test(error.message) || TLS_REFUSAL.test(code);
 }
 
 function delay(ms: number): Promise<void> {

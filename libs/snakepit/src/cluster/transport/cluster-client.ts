@@ -6,8 +6,9 @@ import { SnakepitError } from '../../errors/snakepit-error';
 import type { StreamChunk } from '../../pool/pool.service';
 import type { ResolvedClusterOptions } from '../cluster-options';
 import type { NodeRecord } from '../membership/node-record';
-import type { ClusterNodeClient, ForwardedCall, ForwardedFrame__Output, ForwardedResult__Output } from './cluster-messages';
-import { clusterNodeService, secretMetadata } from './cluster-proto';
+import type { ClusterNodeClient, ForwardedCall, ForwardedFrame__Output, ForwardedReply__Output, ForwardedResult__Output } from './cluster-messages';
+import { channelCredentials, channelTlsOptions } from '../security/tls';
+import { clusterMethod, clusterNodeService, sendAsIs, signedRequest } from './cluster-proto';
 import { decodeError } from './wire-values';
 
 /** Why a forwarded call failed without an answer from the node. */
@@ -21,8 +22,8 @@ export const NODE_UNRESPONSIVE = 'node_unresponsive';
 type LoseCall = () => void;
 
 /**
- * The calling side of the internal ClusterNode service: one channel per peer,
- * calls forwarded with the cluster secret, answers turned back into results,
+ * The calling side of the internal ClusterNode service: one channel per peer
+ * (TLS when `cluster.tls` is set), each call signed (cluster-proto.ts), answers turned back into results,
  * chunks and SnakepitErrors. A call whose node dies, leaves or cannot be
  * reached fails at once with WORKER_UNAVAILABLE (details.reason `node_lost`).
  */
@@ -69,13 +70,24 @@ export class ClusterClient {
     return new Promise((resolve, reject) => {
       if (this.draining) return reject(shuttingDown(call));
       let lost = false;
-      const rpc = this.client(node).Execute(call, secretMetadata(this.cluster.secret), { deadline: Date.now() + budgetMs }, (error, reply) => {
-        untrack();
-        signal?.removeEventListener('abort', cancel);
-        if (error) reject(this.transportError(node, call, error, lost, signal));
-        else if (reply!.outcome === 'result') resolve(reply!.result!);
-        else reject(decodeError(reply!.error, reply!.nodeId || node.id));
-      });
+      const { bytes, metadata } = signedRequest('Execute', call, this.cluster.secret, this.cluster.nodeId);
+      const method = clusterMethod('Execute');
+      const deserialize = method.responseDeserialize as (bytes: Buffer) => ForwardedReply__Output;
+      const rpc = this.client(node).makeUnaryRequest(
+        method.path,
+        sendAsIs,
+        deserialize,
+        bytes,
+        metadata,
+        { deadline: Date.now() + budgetMs },
+        (error, reply) => {
+          untrack();
+          signal?.removeEventListener('abort', cancel);
+          if (error) reject(this.transportError(node, call, error, lost, signal));
+          else if (reply!.outcome === 'result') resolve(reply!.result!);
+          else reject(decodeError(reply!.error, reply!.nodeId || node.id));
+        },
+      );
       const cancel = () => rpc.cancel();
       const untrack = this.track(node.id, () => {
         lost = true;
@@ -91,7 +103,10 @@ export class ClusterClient {
       if (this.draining) return subscriber.error(shuttingDown(call));
       let lost = false;
       let settled = false;
-      const rpc = this.client(node).ExecuteStream(call, secretMetadata(this.cluster.secret), { deadline: Date.now() + budgetMs });
+      const { bytes, metadata } = signedRequest('ExecuteStream', call, this.cluster.secret, this.cluster.nodeId);
+      const method = clusterMethod('ExecuteStream');
+      const deserialize = method.responseDeserialize as (bytes: Buffer) => ForwardedFrame__Output;
+      const rpc = this.client(node).makeServerStreamRequest(method.path, sendAsIs, deserialize, bytes, metadata, { deadline: Date.now() + budgetMs });
       const cancel = () => rpc.cancel();
       const untrack = this.track(node.id, () => {
         lost = true;
@@ -143,8 +158,9 @@ export class ClusterClient {
     const known = this.channels.get(node.id);
     if (known?.address === node.address) return known.client;
     known?.client.close();
-    const client = new (clusterNodeService())(node.address, grpc.credentials.createInsecure(), {
+    const client = new (clusterNodeService())(node.address, channelCredentials(this.cluster.tls), {
       ...workerChannelOptions(-1), // size limits are the pools' business, checked on both sides
+      ...channelTlsOptions(this.cluster.tls),
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
       // A path that goes silent (a partition that drops packets) is noticed like a lost node: a ping every
@@ -224,7 +240,8 @@ export class ClusterClient {
       });
     }
     if (error.code === grpc.status.UNAUTHENTICATED) {
-      return new SnakepitError('WORKER_UNAVAILABLE', `Node ${node.id} refused this node's cluster secret`, {
+      // The node did not accept the call's MAC (another secret), its time (clock skew) or its nonce (a replay).
+      return new SnakepitError('WORKER_UNAVAILABLE', `Node ${node.id} refused the call: ${error.details}`, {
         details: { ...details, reason: 'cluster_secret_rejected' },
         cause: error,
       });

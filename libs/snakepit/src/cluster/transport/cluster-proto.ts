@@ -1,18 +1,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { locateProtoRoot, PROTO_LOADER_OPTIONS } from '../../bridge/proto';
+import { requestDigest, signCall } from '../security/call-auth';
 import type { ClusterNodeClient } from './cluster-messages';
 
 const CLUSTER_PROTO = join('snakepit', 'cluster', 'v1', 'cluster.proto');
-const SECRET_METADATA_KEY = 'x-snakepit-cluster-secret';
 
 /** The `snakepit.cluster.v1.ClusterNode` service: its definition and client constructor. */
 export interface ClusterNodeService {
   new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions): ClusterNodeClient;
   service: grpc.ServiceDefinition;
 }
+
+export type ClusterMethod = 'Execute' | 'ExecuteStream';
 
 let clusterNode: ClusterNodeService | undefined;
 
@@ -26,20 +27,61 @@ export function clusterNodeService(): ClusterNodeService {
   return clusterNode;
 }
 
-/** Call metadata carrying the shared cluster secret. */
-export function secretMetadata(secret: string): grpc.Metadata {
+/** A method's definition (path, serializers) as proto-loader built it. */
+export function clusterMethod(method: ClusterMethod): grpc.MethodDefinition<object, object> {
+  return clusterNodeService().service[method] as grpc.MethodDefinition<object, object>;
+}
+
+/**
+ * A call is serialized once, by the caller, with the service's own serializer;
+ * the MAC covers the SHA-256 of those bytes and the same bytes are sent (an
+ * identity serializer), so what is signed is exactly what travels. Signing a
+ * field inside the message instead would need a proto change and a second
+ * encoding of the rest to sign.
+ */
+export function signedRequest(method: ClusterMethod, request: object, secret: string, nodeId: string): { bytes: Buffer; metadata: grpc.Metadata } {
+  const definition = clusterMethod(method);
+  const bytes = definition.requestSerialize(request);
   const metadata = new grpc.Metadata();
-  metadata.set(SECRET_METADATA_KEY, secret);
-  return metadata;
+  for (const [key, value] of Object.entries(signCall(secret, nodeId, definition.path, bytes))) metadata.set(key, value);
+  return { bytes, metadata };
 }
 
-/** Whether the call presents the cluster secret (compared in constant time). */
-export function presentsSecret(metadata: grpc.Metadata, secret: string): boolean {
-  const [presented] = metadata.get(SECRET_METADATA_KEY);
-  if (typeof presented !== 'string') return false;
-  return timingSafeEqual(digest(presented), digest(secret));
+/** Sends bytes already serialized (by signedRequest) as they are. */
+export const sendAsIs = (bytes: Buffer): Buffer => bytes;
+
+const REQUEST_DIGEST = Symbol('requestDigest');
+
+/**
+ * The service definition the server registers: each request, as it is
+ * deserialized, keeps the SHA-256 of the bytes it arrived as, for the MAC check.
+ */
+export function digestingServiceDefinition(): grpc.ServiceDefinition {
+  const service = clusterNodeService().service;
+  return Object.fromEntries(
+    Object.entries(service).map(([name, definition]) => [
+      name,
+      {
+        ...definition,
+        requestDeserialize: (bytes: Buffer): unknown => {
+          const message = definition.requestDeserialize(bytes) as object;
+          Object.defineProperty(message, REQUEST_DIGEST, { value: requestDigest(bytes), enumerable: false });
+          return message;
+        },
+      },
+    ]),
+  );
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+/** The digest of the bytes a request arrived as (see digestingServiceDefinition). */
+export function digestOf(request: object): Buffer {
+  return (request as { [REQUEST_DIGEST]: Buffer })[REQUEST_DIGEST];
+}
+
+/** Reads one text metadata entry. */
+export function metadataReader(metadata: grpc.Metadata): (key: string) => string | undefined {
+  return (key) => {
+    const [value] = metadata.get(key);
+    return typeof value === 'string' ? value : undefined;
+  };
 }

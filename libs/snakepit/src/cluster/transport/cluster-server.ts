@@ -3,8 +3,12 @@ import { decodePayload } from '../../bridge/payload';
 import { toSnakepitError } from '../../errors/snakepit-error';
 import type { ExecuteOptions, PoolService } from '../../pool/pool.service';
 import { parseHostPort, type ResolvedClusterOptions } from '../cluster-options';
+import type { TelemetryService } from '../../telemetry/telemetry.service';
+import { CallVerifier, type CallRefusal } from '../security/call-auth';
+import { LogLimiter } from '../security/log-limiter';
+import { serverCredentials } from '../security/tls';
 import type { ClusterNodeHandlers, ForwardedCall__Output } from './cluster-messages';
-import { clusterNodeService, presentsSecret } from './cluster-proto';
+import { clusterMethod, digestingServiceDefinition, digestOf, metadataReader, type ClusterMethod } from './cluster-proto';
 import { encodeError, encodeValue } from './wire-values';
 import { SnakepitLogger } from '../../logging/snakepit-logger';
 
@@ -18,25 +22,38 @@ const ENVELOPE_BYTES = 1024 * 1024;
  */
 export class ClusterServer {
   private readonly logger = new SnakepitLogger('SnakepitCluster');
+  private readonly verifier: CallVerifier;
+  private readonly refusalLogs = new LogLimiter();
   private server?: grpc.Server;
 
   constructor(
     private readonly cluster: ResolvedClusterOptions,
     private readonly pools: PoolService,
     private readonly maxPayloadBytes: number,
-  ) {}
+    private readonly telemetry?: TelemetryService,
+  ) {
+    this.verifier = new CallVerifier(cluster.verifySecrets);
+  }
 
   /** Starts serving on `cluster.listen`; resolves with the address other nodes should dial. */
   async start(): Promise<string> {
     // Channelz off: it costs per call and nothing here reads it.
     const server = new grpc.Server({ 'grpc.max_receive_message_length': this.maxPayloadBytes + ENVELOPE_BYTES, 'grpc.enable_channelz': 0 });
-    server.addService(clusterNodeService().service, this.handlers());
+    server.addService(digestingServiceDefinition(), this.handlers());
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(this.cluster.listen, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+      server.bindAsync(this.cluster.listen, serverCredentials(this.cluster.tls), (error, bound) => (error ? reject(error) : resolve(bound))),
     );
     this.server = server;
-    const advertised = this.cluster.advertiseAddress ?? `${parseHostPort(this.cluster.listen)!.host}:${port}`;
-    this.logger.log({ msg: 'cluster service listening', node: this.cluster.nodeId, listen: this.cluster.listen, port, advertised });
+    const listen = parseHostPort(this.cluster.listen)!;
+    const advertised = this.cluster.advertiseAddress ?? `${listen.host}:${port}`;
+    const tls = this.cluster.tls ? (this.cluster.tls.requireClientCert ? 'mutual' : 'server') : 'off';
+    this.logger.log({ msg: 'cluster service listening', node: this.cluster.nodeId, listen: this.cluster.listen, port, advertised, tls });
+    if (!this.cluster.tls && !LOOPBACK.has(listen.host)) {
+      this.logger.warn({
+        msg: 'the internal cluster service is plaintext on a non-loopback address: calls and results can be read on the network; set cluster.tls',
+        listen: this.cluster.listen,
+      });
+    }
     return advertised;
   }
 
@@ -61,7 +78,8 @@ export class ClusterServer {
     const nodeId = this.cluster.nodeId;
     return {
       Execute: (call, callback) => {
-        if (!this.authorized(call)) return callback(unauthenticated());
+        const refusal = this.refusal(call, 'Execute');
+        if (refusal) return callback(unauthenticated(refusal));
         const cancelled = new AbortController();
         call.on('cancelled', () => cancelled.abort());
         const { tool, args } = call.request;
@@ -71,8 +89,9 @@ export class ClusterServer {
         );
       },
       ExecuteStream: (call) => {
-        if (!this.authorized(call)) {
-          call.emit('error', unauthenticated());
+        const refusal = this.refusal(call, 'ExecuteStream');
+        if (refusal) {
+          call.emit('error', unauthenticated(refusal));
           return;
         }
         const { tool, args } = call.request;
@@ -90,10 +109,18 @@ export class ClusterServer {
     };
   }
 
-  private authorized(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): boolean {
-    if (presentsSecret(call.metadata, this.cluster.secret)) return true;
-    this.logger.warn({ msg: 'refused a cluster call without the cluster secret', peer: call.getPeer() });
-    return false;
+  /** Why the call is refused (its MAC, time window or nonce), or undefined when it is authentic and new. */
+  private refusal(
+    call: grpc.ServerUnaryCall<ForwardedCall__Output, unknown> | grpc.ServerWritableStream<ForwardedCall__Output, unknown>,
+    method: ClusterMethod,
+  ): CallRefusal | undefined {
+    const verdict = this.verifier.verify(clusterMethod(method).path, digestOf(call.request), metadataReader(call.metadata));
+    if (verdict.ok) return undefined;
+    const peer = call.getPeer();
+    this.telemetry?.emit('cluster.call_refused', { reason: verdict.reason, peer });
+    if (this.refusalLogs.allow(`${peer.replace(/:\d+$/, '')} ${verdict.reason}`))
+      this.logger.warn({ msg: 'refused a cluster call', reason: verdict.reason, peer });
+    return verdict.reason;
   }
 
   private localOptions(request: ForwardedCall__Output, signal?: AbortSignal): ExecuteOptions {
@@ -109,6 +136,9 @@ export class ClusterServer {
   }
 }
 
-function unauthenticated(): grpc.StatusObject {
-  return { code: grpc.status.UNAUTHENTICATED, details: 'the cluster secret is missing or wrong', metadata: new grpc.Metadata() };
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** The refusal the caller sees: UNAUTHENTICATED with the reason (nothing secret in it). */
+function unauthenticated(reason: CallRefusal): grpc.StatusObject {
+  return { code: grpc.status.UNAUTHENTICATED, details: `cluster call refused: ${reason}`, metadata: new grpc.Metadata() };
 }
