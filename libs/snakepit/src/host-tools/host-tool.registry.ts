@@ -5,6 +5,7 @@ import { SnakepitError } from '../errors/snakepit-error';
 import { MAX_TIMER_MS, type ResolvedOptions } from '../options/resolve-options';
 import { SNAKEPIT_RESOLVED_OPTIONS } from '../options/tokens';
 import { runAtHostCallDepth } from './call-depth';
+import { parameterProblem, validateHostToolArguments } from './host-tool-arguments';
 import { HOST_TOOL_METADATA, type HostToolContext, type HostToolMetadata } from './host-tool.decorator';
 import { SnakepitLogger } from '../logging/snakepit-logger';
 
@@ -55,6 +56,10 @@ export class HostToolRegistry implements OnModuleInit {
         const owner = `${wrapper.name}.${method}`;
         const existing = this.tools.get(metadata.name);
         if (existing) throw new Error(`Host tool ${JSON.stringify(metadata.name)} is defined twice: ${existing.owner} and ${owner}`);
+        for (const parameter of metadata.parameters ?? []) {
+          const problem = parameterProblem(parameter);
+          if (problem) throw new Error(`Host tool ${JSON.stringify(metadata.name)} (${owner}): ${problem}`);
+        }
         this.tools.set(metadata.name, { metadata, handler: (fn as HostToolHandler).bind(instance), owner });
       }
     }
@@ -73,6 +78,8 @@ export class HostToolRegistry implements OnModuleInit {
         type: p.type,
         required: p.required ?? false,
         description: p.description ?? '',
+        dtype: p.dtype ?? '',
+        ndim: p.ndim ?? 0,
       })),
     }));
   }
@@ -94,6 +101,7 @@ export class HostToolRegistry implements OnModuleInit {
         },
       );
     }
+    validateHostToolArguments(tool, registered.metadata.parameters ?? [], args);
     // A longer budget would fire at once (Node runs timers over MAX_TIMER_MS after 1 ms). Clamping changes
     // nothing else: the Python call that asked has a budget within MAX_TIMER_MS, and its end aborts this one.
     const budgetMs = Math.min(timeoutMs, MAX_TIMER_MS);
