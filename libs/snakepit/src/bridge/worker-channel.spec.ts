@@ -5,6 +5,12 @@ import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
 import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
 import { hostMessageBytes } from './frame-size';
 import { WorkerChannel, type CallListener } from './worker-channel';
+import type { SharedPayloads } from '../shared-memory/shared-memory.interfaces';
+import { WorkerRegions } from '../shared-memory/worker-regions';
+import type { WorkerFrame__Output } from './generated/snakepit/bridge/v1/WorkerFrame';
+import type { WorkerMessage__Output } from './generated/snakepit/bridge/v1/WorkerMessage';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 /** Records the frames the channel writes, in place of the gRPC stream. */
 class RecordingStream extends EventEmitter {
@@ -27,8 +33,12 @@ const request = { tool: 'add', args: { json: Buffer.from('{}') } };
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 /** A channel on an address nothing listens on: the client never connects, the recording stream stands in. */
-function recordingChannel(maxMessageBytes: number, onBroken: () => void = () => undefined): { channel: WorkerChannel; stream: RecordingStream } {
-  const channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', maxMessageBytes);
+function recordingChannel(
+  maxMessageBytes: number,
+  onBroken: () => void = () => undefined,
+  shared?: SharedPayloads,
+): { channel: WorkerChannel; stream: RecordingStream } {
+  const channel = new WorkerChannel('unix:///nonexistent/snakepit-test.sock', 'token', maxMessageBytes, shared);
   const stream = new RecordingStream();
   (channel as unknown as { client: { Connect: () => RecordingStream } }).client.Connect = () => stream;
   channel.open(onBroken, () => undefined);
@@ -190,5 +200,100 @@ describe('WorkerChannel stream credit', () => {
     channel.credit(id + 100, 5);
     await nextTurn();
     expect(stream.frames).toHaveLength(1);
+  });
+});
+
+describe('WorkerChannel over shared memory', () => {
+  const threshold = 1024;
+  let dir: string;
+  let regions: WorkerRegions;
+  let channel: WorkerChannel;
+  let stream: RecordingStream;
+  let ended: WorkerMessage__Output[];
+  const ending: CallListener = { chunk: () => undefined, end: (message) => ended.push(message), broken: () => undefined };
+  const bigCall = (bytes: Buffer) => ({ tool: 'sum', args: { json: Buffer.from('{"x":null}'), blobs: [{ path: [{ key: 'x' }], dtype: 'bytes', shape: [], data: bytes }] } });
+  const answer = (message: Partial<WorkerMessage__Output> & { id: number }) => stream.emit('data', { messages: [message] } as WorkerFrame__Output);
+
+  beforeEach(() => {
+    ended = [];
+    dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'snakepit-spec-'));
+    regions = new WorkerRegions(dir, 'pool-1', { dir, thresholdBytes: threshold, regionBytes: 64 * 1024 });
+    ({ channel, stream } = recordingChannel(1 << 20, () => undefined, regions));
+  });
+
+  afterEach(() => {
+    channel.close('test over');
+    regions.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes a blob over the threshold to the host region and sends only its slot, held until the call ends', async () => {
+    const bytes = Buffer.alloc(5000, 7);
+    const id = channel.call(bigCall(bytes), ending)!;
+    await Promise.resolve();
+    const blob = stream.frames[0][0].call!.args!.blobs![0];
+    expect(blob.data).toBeUndefined();
+    const { offset, length } = blob.shared as { offset: number; length: number };
+    expect(length).toBe(5000);
+    expect(readFileSync(regions.inPath).subarray(offset, offset + length).equals(bytes)).toBe(true);
+    expect(regions.inUse).toBeGreaterThanOrEqual(5000);
+    answer({ id, kind: 'result', result: { value: { json: Buffer.from('1'), blobs: [] }, session: null } });
+    expect(regions.inUse).toBe(0);
+  });
+
+  it('keeps a blob under the threshold, and the caller\'s own payload, as they were', async () => {
+    const call = bigCall(Buffer.alloc(100));
+    channel.call(call, ending);
+    await Promise.resolve();
+    expect(stream.frames[0][0].call!.args!.blobs![0].data).toHaveLength(100);
+    const large = bigCall(Buffer.alloc(4096));
+    channel.call(large, ending);
+    await nextTurn();
+    expect(large.args.blobs[0].data).toHaveLength(4096); // a requeued call can still go to another worker
+  });
+
+  it('fails a call its region cannot take with RESOURCE_EXHAUSTED, sending nothing and holding nothing', async () => {
+    channel.call(bigCall(Buffer.alloc(40 * 1024)), ending);
+    channel.call(bigCall(Buffer.alloc(40 * 1024)), ending);
+    await nextTurn();
+    expect(stream.frames.flat()).toHaveLength(1);
+    expect(ended).toHaveLength(1);
+    expect(ended[0].error!.error).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect(JSON.parse(ended[0].error!.error!.detailsJson.toString())).toMatchObject({ option: 'sharedMemory.regionBytes', bytes: 40 * 1024 });
+    expect(regions.inUse).toBe(40 * 1024);
+  });
+
+  it('reads a result slot from the worker region and hands it back in the next frame', async () => {
+    const id = channel.call({ tool: 'make', args: { json: Buffer.from('{}') } }, ending)!;
+    await Promise.resolve();
+    writeFileSync(regions.outPath, Buffer.concat([Buffer.alloc(128), Buffer.from('shared result bytes')]));
+    answer({ id, kind: 'result', result: { value: { json: Buffer.from('null'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset: 128, length: 19 } }] }, session: null } });
+    expect(ended[0].result!.value!.blobs[0].data.toString()).toBe('shared result bytes');
+    await nextTurn();
+    expect(stream.frames[1]).toEqual([{ id: 0, release: { offsets: [128] } }]);
+  });
+
+  it('ends a call whose result slot lies outside the region with SERIALIZATION_ERROR, and still hands the slot back', async () => {
+    const id = channel.call({ tool: 'make', args: { json: Buffer.from('{}') } }, ending)!;
+    await Promise.resolve();
+    answer({ id, kind: 'result', result: { value: { json: Buffer.from('null'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset: 64, length: 1 << 20 } }] }, session: null } });
+    expect(ended[0].error!.error).toMatchObject({ code: 'SERIALIZATION_ERROR' });
+    await nextTurn();
+    expect(stream.frames[1]).toEqual([{ id: 0, release: { offsets: [64] } }]);
+  });
+
+  it('releases the slots of every call in flight when the stream breaks', async () => {
+    channel.call(bigCall(Buffer.alloc(5000)), ending);
+    channel.call(bigCall(Buffer.alloc(5000)), ending);
+    await nextTurn();
+    expect(regions.inUse).toBeGreaterThan(0);
+    stream.emit('error', { details: 'socket closed' });
+    expect(regions.inUse).toBe(0);
+  });
+
+  it('removes both region files on close', () => {
+    expect(existsSync(regions.inPath) && existsSync(regions.outPath)).toBe(true);
+    regions.close();
+    expect(existsSync(regions.inPath) || existsSync(regions.outPath)).toBe(false);
   });
 });
