@@ -74,12 +74,13 @@ def loaded_numpy() -> Any:
     return sys.modules.get("numpy")
 
 
-def array_parts(array: Any) -> tuple[str, tuple[int, ...], bytes]:
-    """dtype name, shape and C-order little-endian bytes of a numpy array; ValueError says why not.
+def array_parts(array: Any) -> tuple[str, tuple[int, ...], memoryview]:
+    """dtype name, shape and a C-order little-endian byte view of a numpy array; ValueError says why not.
 
-    ``tobytes()`` writes a non-contiguous array (a slice, a transpose) in C
-    order as it copies, so no separate ``np.ascontiguousarray`` copy is needed;
-    either way one copy is unavoidable, as protobuf takes only ``bytes``.
+    The view is over the array itself when it is C-contiguous (no copy: the
+    shared-memory path copies it once, into the region; the inline path once,
+    into the protobuf ``bytes``); a slice or a transpose is made contiguous
+    once by ``ravel``.
     """
     numpy = loaded_numpy()
     if numpy is not None and isinstance(array, numpy.ma.MaskedArray):
@@ -93,27 +94,32 @@ def array_parts(array: Any) -> tuple[str, tuple[int, ...], bytes]:
     if name not in ITEMSIZES or dtype.fields is not None:
         advice = _CONVERT.get(dtype.kind, "convert it to one of them with .astype()")
         raise ValueError(f"arrays of dtype {dtype} do not travel (supported: {_SUPPORTED}); {advice}")
-    return name, tuple(array.shape), array.tobytes()
+    # As 1-d uint8: memoryview.cast refuses 0-d and empty shapes, and every dtype has a uint8 view.
+    return name, tuple(array.shape), memoryview(array.ravel().view(numpy.uint8))
 
 
-def from_blob(dtype: str, shape: list[int], data: bytes) -> Any:
+def from_blob(dtype: str, shape: list[int], data: bytes | memoryview) -> Any:
     """The value a received blob stands for: ``bytes``, or a read-only numpy array over ``data``.
+
+    ``data`` is the blob's inline bytes or a read-only view of a shared-memory
+    slot: the array is zero-copy over either; a byte string is copied out of a
+    slot (bytes parameters are immutable ``bytes``, and the slot is the call's only).
 
     ValueError for a malformed blob; NumpyMissing for an array without numpy.
     """
     if dtype == BYTES:
         if shape:
             raise ValueError(f"a bytes blob has no shape, got {shape}")
-        return data
+        return data if isinstance(data, bytes) else bytes(data)
     itemsize = ITEMSIZES.get(dtype)
     if itemsize is None:
         raise ValueError(f"unknown dtype {dtype!r} (supported: {_SUPPORTED}, bytes)")
     expected = math.prod(shape) * itemsize
-    if len(data) != expected:
+    if len(data) != expected:  # a slot's view is 1-d bytes, so len() is its byte count too
         raise ValueError(f"{dtype} array of shape {shape} takes {expected} bytes, got {len(data)}")
     numpy = numpy_module()
     try:
-        # Over the received bytes, no copy; read-only because bytes are immutable.
+        # Over the received bytes, no copy; read-only because bytes are immutable and slots mapped read-only.
         return numpy.frombuffer(data, dtype=numpy.dtype(dtype).newbyteorder("<")).reshape(shape)
     except ValueError as exc:  # e.g. more dimensions than numpy supports
         raise ValueError(f"shape {shape} cannot be made into an array: {exc}") from None

@@ -23,6 +23,7 @@ from .wire import pb
 
 if TYPE_CHECKING:  # context imports this module
     from .context import Cancellation
+    from .shared_memory import InRegion, SharedOut
 
 
 class HostToolError(Exception):
@@ -58,7 +59,19 @@ class HostToolCancelled(HostToolError):
 class HostLink:
     """One call's way back to the host; owned by the connection that runs the call."""
 
-    __slots__ = ("_cancelled", "_depth", "_lock", "_next_id", "_parent_id", "_pending", "_send", "_session_id", "tools")
+    __slots__ = (
+        "_cancelled",
+        "_depth",
+        "_incoming",
+        "_lock",
+        "_next_id",
+        "_parent_id",
+        "_pending",
+        "_send",
+        "_session_id",
+        "_shared",
+        "tools",
+    )
 
     def __init__(
         self,
@@ -70,8 +83,13 @@ class HostLink:
         session_id: str,
         cancelled: Cancellation,
         tools: Mapping[str, pb.ToolSpec],
+        shared: SharedOut | None = None,
+        incoming: InRegion | None = None,
     ) -> None:
+        """``shared`` / ``incoming``: the stream's shared-memory regions, for the calls' args and the replies."""
         self._send = send
+        self._shared = shared
+        self._incoming = incoming
         self._next_id = next_id
         self._parent_id = parent_id
         self._depth = depth
@@ -89,7 +107,7 @@ class HostLink:
         request = pb.HostCall(
             call_id=call_id,
             tool=name,
-            args=encode_payload(dict(args or {}), f"arguments of host tool {name}"),
+            args=encode_payload(dict(args or {}), f"arguments of host tool {name}", shared=self._shared),
             timeout_ms=max(0, int((timeout or 0) * 1000)),
             depth=self._depth + 1,
             session_id=self._session_id,
@@ -98,14 +116,16 @@ class HostLink:
         # Checked and registered under the lock fail_all takes: a cancel sets the
         # flag before it fails what is pending, so either this sees the flag or
         # fail_all sees the future, never neither.
-        with self._lock:
-            if self._cancelled.is_set():
-                raise HostToolCancelled("CANCELLED", f"cannot call host tool {name!r}: the call was cancelled")
-            self._pending[call_id] = future
         try:
+            with self._lock:
+                if self._cancelled.is_set():
+                    raise HostToolCancelled("CANCELLED", f"cannot call host tool {name!r}: the call was cancelled")
+                self._pending[call_id] = future
             self._send(pb.WorkerMessage(id=self._parent_id, host_call=request))
-        except BaseException:  # refused (too large for a frame): nobody will answer it
+        except BaseException:  # cancelled, or refused (too large for a frame): nobody will answer or read it
             self.forget(call_id)
+            if self._shared is not None:
+                self._shared.free_payload(request.args)
             raise
         return call_id, future
 
@@ -119,7 +139,7 @@ class HostLink:
         # in the tool, never the reader (and with it every call on the stream).
         try:
             if reply.WhichOneof("outcome") != "error":
-                future.set_result(decode_payload(reply.value, "host tool result"))
+                future.set_result(decode_payload(reply.value, "host tool result", self._incoming))
                 return
             details = decode_json(reply.error.details_json, "host error details") if reply.error.details_json else {}
         except ToolError as exc:

@@ -39,16 +39,20 @@ back as read-only numpy arrays and ``bytes``) or raw bytes
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .arrays import BYTES, NumpyMissing, array_parts, from_blob, loaded_numpy
 from .errors import INVALID_ARGUMENTS, SERIALIZATION_ERROR, ToolError
 from .wire import pb
+
+if TYPE_CHECKING:  # only the types: serialization works without shared memory
+    from .shared_memory import InRegion, SharedOut
 
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 MAX_DEPTH: Final = 200
@@ -66,6 +70,8 @@ _DTYPE_FIELD: Final = 2
 _SHAPE_FIELD: Final = 6
 _DIMENSION: Final = 10
 _DATA_FIELD: Final = 6
+# A shared blob carries its SharedSlot instead of its data: the field, offset and length varints.
+_SHARED_FIELD: Final = 24
 
 # Why a JSON-only value (a session value, a default) cannot hold what a payload carries as a blob.
 _ARRAY_NOT_JSON: Final = (
@@ -101,11 +107,15 @@ class _Reject(Exception):
 
 
 class _Taken:
-    """An array or byte string taken out of a value: its JSON stand-in until its path is known."""
+    """An array or byte string taken out of a value: its JSON stand-in until its path is known.
+
+    ``data`` is a C-contiguous byte view over the value where it can be (copied
+    once, into a shared-memory slot or into the protobuf bytes), else bytes.
+    """
 
     __slots__ = ("data", "dtype", "shape")
 
-    def __init__(self, dtype: str, shape: tuple[int, ...], data: bytes) -> None:
+    def __init__(self, dtype: str, shape: tuple[int, ...], data: bytes | memoryview) -> None:
         self.dtype = dtype
         self.shape = shape
         self.data = data
@@ -125,7 +135,7 @@ class _Blobs:
         self.taken = 0
         self.holders: set[int] = set()
 
-    def take(self, dtype: str, shape: tuple[int, ...], data: bytes) -> _Taken:
+    def take(self, dtype: str, shape: tuple[int, ...], data: bytes | memoryview) -> _Taken:
         self.taken += 1
         return _Taken(dtype, shape, data)
 
@@ -149,45 +159,79 @@ class _Blobs:
                 path.pop()
 
 
-def encode_payload(value: Any, what: str = "result", into: pb.Payload | None = None) -> pb.Payload:
+def encode_payload(
+    value: Any, what: str = "result", into: pb.Payload | None = None, shared: SharedOut | None = None
+) -> pb.Payload:
     """Encode a tool result or stream chunk; top-level binary goes out untouched.
 
     ``into`` fills a payload already inside a reply: a message handed to a
     protobuf constructor is copied, which costs more than the encoding of a
-    small result.
+    small result. ``shared``: see fill_payload.
     """
     payload = pb.Payload() if into is None else into
-    fill_payload(payload, value, what)
+    fill_payload(payload, value, what, shared)
     return payload
 
 
-def fill_payload(payload: pb.Payload, value: Any, what: str = "result") -> int:
+def fill_payload(payload: pb.Payload, value: Any, what: str = "result", shared: SharedOut | None = None) -> int:
     """Encode ``value`` into ``payload``; returns an upper bound of the bytes it carries.
 
     The bound is free here (exact but for the blobs' few field headers), while
     asking the filled message for its size serializes it again: the bridge
     uses it to size its frames and to refuse what no frame can carry.
+
+    With ``shared`` (the worker's out region), blobs of at least its threshold
+    go into the region and the payload carries only their slots (counted by
+    that descriptor, not their data); a whole value of bytes that large
+    becomes ``null`` plus one bytes blob with an empty path. The region being
+    full is RESOURCE_EXHAUSTED; on any failure the slots this payload already
+    took are freed.
     """
     if isinstance(value, _BINARY_TYPES):
-        data = bytes(value)
-        payload.binary = data
-        return len(data)
-    blobs = _Blobs()
-    plain = _plain_or_reject(value, what, blobs)
+        length = value.nbytes if isinstance(value, memoryview) else len(value)
+        if shared is None or not shared.wants(length):
+            data = bytes(value)
+            payload.binary = data
+            return len(data)
+        plain: Any = None
+        found: list[tuple[tuple[str | int, ...], _Taken]] = [((), _Taken(BYTES, (), _byte_view(value)))]
+    else:
+        blobs = _Blobs()
+        plain = _plain_or_reject(value, what, blobs)
+        found = []
+        if blobs.taken:
+            plain, found = blobs.locate(plain)
     size = 0
-    if blobs.taken:
-        plain, found = blobs.locate(plain)
-        size = sum(_add_blob(payload, path, taken, what) for path, taken in found)
+    try:
+        for path, taken in found:
+            size += _add_blob(payload, path, taken, what, shared)
+    except BaseException:
+        if shared is not None:
+            shared.free_payload(payload)
+        raise
     data = _dump(plain)
     payload.json = data
     return size + len(data)
 
 
-def _add_blob(payload: pb.Payload, path: tuple[str | int, ...], taken: _Taken, what: str) -> int:
-    """Append one blob to ``payload``; returns the upper bound of its bytes there."""
+def _byte_view(value: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """A byte string's bytes without a copy where a C-contiguous view exists, else copied in C order."""
+    if isinstance(value, bytes):
+        return value
+    view = memoryview(value)
+    if view.c_contiguous:
+        with contextlib.suppress(TypeError):  # cast refuses empty shapes; those are cheap to copy
+            return view.cast("B")
+    return view.tobytes()
+
+
+def _add_blob(
+    payload: pb.Payload, path: tuple[str | int, ...], taken: _Taken, what: str, shared: SharedOut | None
+) -> int:
+    """Append one blob to ``payload`` (its data inline or in a slot); returns the upper bound of its bytes there."""
     segments = []
     size = _BLOB_FIELD + _DTYPE_FIELD + len(taken.dtype) + _SHAPE_FIELD + _DIMENSION * len(taken.shape)
-    size += _DATA_FIELD + len(taken.data)
+    length = taken.data.nbytes if isinstance(taken.data, memoryview) else len(taken.data)
     for segment in path:
         if isinstance(segment, int):
             segments.append(pb.PathSegment(index=segment))
@@ -204,8 +248,13 @@ def _add_blob(payload: pb.Payload, path: tuple[str | int, ...], taken: _Taken, w
                 {"path": where, "reason": reason},
             ) from None
         segments.append(pb.PathSegment(key=segment))
-    payload.blobs.add(path=segments, dtype=taken.dtype, shape=taken.shape, data=taken.data)
-    return size
+    if shared is not None and shared.wants(length):
+        slot = shared.place(taken.data, f"{what} at {format_path(path)}")
+        payload.blobs.add(path=segments, dtype=taken.dtype, shape=taken.shape, shared=slot)
+        return size + _SHARED_FIELD
+    data = taken.data if isinstance(taken.data, bytes) else taken.data.tobytes()
+    payload.blobs.add(path=segments, dtype=taken.dtype, shape=taken.shape, data=data)
+    return size + _DATA_FIELD + length
 
 
 def encode_json(value: Any, what: str = "value") -> bytes:
@@ -245,24 +294,33 @@ def decode_json(data: bytes, what: str) -> Any:
         raise ToolError(SERIALIZATION_ERROR, f"{what} is not valid JSON: {exc}") from None
 
 
-def decode_payload(payload: pb.Payload, what: str) -> Any:
-    """A received value (a host tool's result): bytes for a binary body, else the JSON with its blobs placed."""
+def decode_payload(payload: pb.Payload, what: str, incoming: InRegion | None = None) -> Any:
+    """A received value (a host tool's result): bytes for a binary body, else the JSON with its blobs placed.
+
+    ``incoming``: the host's shared-memory region, where blobs with a slot are read.
+    """
     if payload.WhichOneof("body") == "binary":
         _no_blobs_beside(payload, what)
         return payload.binary
     value = decode_json(payload.json, what)
-    return _place_blobs(value, payload.blobs, what, SERIALIZATION_ERROR) if payload.blobs else value
+    return _place_blobs(value, payload.blobs, what, SERIALIZATION_ERROR, incoming) if payload.blobs else value
 
 
-def decode_args(payload: pb.Payload) -> dict[str, Any] | bytes:
-    """The call's arguments: a JSON object by name (blobs placed), or raw bytes for a binary payload."""
+def decode_args(payload: pb.Payload, incoming: InRegion | None = None) -> dict[str, Any] | bytes:
+    """The call's arguments: a JSON object by name (blobs placed), or raw bytes for a binary payload.
+
+    A ``null`` body with one bytes blob at the empty path is raw bytes too (how
+    the host sends large binary arguments through shared memory).
+    """
     body = payload.WhichOneof("body")
     if body != "json":
         _no_blobs_beside(payload, "arguments")
         return {} if body is None else payload.binary
     args = decode_json(payload.json, "arguments")
     if payload.blobs:
-        args = _place_blobs(args, payload.blobs, "arguments", INVALID_ARGUMENTS)
+        args = _place_blobs(args, payload.blobs, "arguments", INVALID_ARGUMENTS, incoming)
+        if isinstance(args, bytes):  # only a bytes blob at the root makes the whole value bytes
+            return args
     if not isinstance(args, dict):
         raise ToolError(
             INVALID_ARGUMENTS,
@@ -277,7 +335,9 @@ def _no_blobs_beside(payload: pb.Payload, what: str) -> None:
         raise ToolError(SERIALIZATION_ERROR, f"{what}: blobs come only with a JSON body, not a binary or empty one")
 
 
-def _place_blobs(root: Any, blobs: Iterable[pb.Blob], what: str, numpy_missing_code: str) -> Any:
+def _place_blobs(
+    root: Any, blobs: Iterable[pb.Blob], what: str, numpy_missing_code: str, incoming: InRegion | None
+) -> Any:
     """``root`` with each blob's value where its path points (a null there); errors name the path.
 
     ``numpy_missing_code``: the answer when an array arrives and numpy is not
@@ -292,8 +352,7 @@ def _place_blobs(root: Any, blobs: Iterable[pb.Blob], what: str, numpy_missing_c
                 if kind is None:
                     raise ValueError("a path segment has neither a key nor an index")
                 path.append(segment.key if kind == "key" else segment.index)
-            # .data makes a new bytes object on every access: read it once.
-            root = _put(root, path, from_blob(blob.dtype, list(blob.shape), blob.data))
+            root = _put(root, path, from_blob(blob.dtype, list(blob.shape), _blob_data(blob, incoming)))
         except NumpyMissing as exc:
             where = format_path(path)
             raise ToolError(
@@ -307,6 +366,19 @@ def _place_blobs(root: Any, blobs: Iterable[pb.Blob], what: str, numpy_missing_c
                 SERIALIZATION_ERROR, f"{what}: malformed blob at {where}: {exc}", {"path": where, "reason": str(exc)}
             ) from None
     return root
+
+
+def _blob_data(blob: pb.Blob, incoming: InRegion | None) -> bytes | memoryview:
+    """A received blob's bytes: inline, or a read-only view of its slot in the host's region."""
+    # .data makes a new bytes object on every access: read it once.
+    data = blob.data
+    if not blob.HasField("shared"):
+        return data
+    if data:
+        raise ValueError("it carries both inline data and a shared-memory slot")
+    if incoming is None:
+        raise ValueError("it names a shared-memory slot, and this worker has no shared memory (no --shm-in)")
+    return incoming.view(blob.shared.offset, blob.shared.length)
 
 
 def _put(root: Any, path: list[str | int], value: Any) -> Any:
@@ -413,7 +485,7 @@ def _plain_other(value: Any, depth: int, blobs: _Blobs | None) -> Any:
     if isinstance(value, _BINARY_TYPES):
         if blobs is None:
             raise _Reject(_BYTES_NOT_JSON)
-        return blobs.take(BYTES, (), bytes(value))
+        return blobs.take(BYTES, (), _byte_view(value))
     if isinstance(value, (set, frozenset)):
         raise _Reject(f"a {type(value).__name__} is not JSON; return a list (e.g. sorted(...))")
     cls = type(value)

@@ -14,7 +14,8 @@ is still one frame, otherwise the writer sends as many consecutive frames as
 it takes, in order. The share of a result or chunk is an upper bound taken
 from its payload's length (its JSON or binary body and its blobs), so the
 hot path never serializes a reply twice (only a reply whose bound exceeds
-the limit is measured exactly). A reply
+the limit is measured exactly). A blob that travels through shared memory
+(shared_memory.py) counts by its slot descriptor, not its data. A reply
 that no frame could carry on its own is never queued: that call alone
 answers ``PAYLOAD_TOO_LARGE`` (a stream ends at the oversized chunk, its
 generator closed; a host call that is too large raises ``HostToolError`` in
@@ -63,6 +64,7 @@ from .errors import (
 from .host_tools import HostLink, HostToolError
 from .schema import ParamSpec
 from .serialization import decode_args, encode_json, fill_payload
+from .shared_memory import SharedRegions
 from .wire import pb, pb_grpc
 
 TOKEN_METADATA_KEY: Final = "x-snakepit-token"
@@ -233,6 +235,11 @@ class _Connection:
         self._host_tools: dict[str, pb.ToolSpec] = {}
         self._host_call_ids = itertools.count(1)
         self._inert_context = CallContext(request_id=0, tool="", worker_id=bridge.worker_id)
+        # The shared-memory regions (None: everything inline). Slots of the out region are this
+        # stream's until the host releases them on it, or the stream ends.
+        shared = bridge.shared
+        self._shared_in = shared.incoming if shared is not None else None
+        self._shared_out = shared.connection() if shared is not None else None
 
     def _host_link(self, ctx: CallContext, depth: int) -> HostLink:
         """The way back to the host for one call, made when its tool first reaches for it."""
@@ -244,6 +251,8 @@ class _Connection:
             session_id=ctx.session_id,
             cancelled=ctx.cancelled,
             tools=self._host_tools,
+            shared=self._shared_out,
+            incoming=self._shared_in,
         )
 
     # ------------------------------------------------------------ writer side
@@ -290,7 +299,7 @@ class _Connection:
             self._loop.call_soon_threadsafe(self._wake)
 
     def _send_host_call(self, message: pb.WorkerMessage) -> None:
-        """HostLink's way out; a host call no frame can carry fails in the tool instead."""
+        """HostLink's way out; a host call no frame can carry fails in the tool instead (HostLink frees its slots)."""
         share = frame_share(message)
         if share > self._limit:
             subject = f"the call of host tool {message.host_call.tool!r}"
@@ -322,11 +331,24 @@ class _Connection:
                         self._credit(message.id, message.credit.chunks)
                     elif kind == "host_tools":
                         self._host_tools = {spec.name: spec for spec in message.host_tools.tools}
+                    elif kind == "release":
+                        self._release(message.release.offsets)
         except Exception as exc:  # any failure of the stream ends it the same way
             reason = f"the stream broke: {exc}"
             log.warning("Connect stream broke, cancelling its calls", exc_info=True)
         self.cancel_all(reason)
         self.close_when_idle()
+
+    def _release(self, offsets: Iterable[int]) -> None:
+        if self._shared_out is not None:
+            self._shared_out.release(offsets)
+        else:
+            log.debug("ignoring a shared-memory release: this worker has no shared memory")
+
+    def close_shared(self) -> None:
+        """The stream ended: the host releases nothing more on it, so its slots are free again."""
+        if self._shared_out is not None:
+            self._shared_out.close()
 
     def close_when_idle(self) -> None:
         """End the response stream as soon as no call is in flight (used for draining too)."""
@@ -430,7 +452,7 @@ class _Connection:
 
     def _execute_sync(self, call: _Call) -> Reply:
         try:
-            kwargs = call.tool.bind(decode_args(call.args), call.ctx)
+            kwargs = call.tool.bind(decode_args(call.args, self._shared_in), call.ctx)
             value = call.function(**kwargs)
             if call.tool.kind is ToolKind.SYNC_STREAM:
                 value = self._pump(call, value)
@@ -458,7 +480,7 @@ class _Connection:
     async def _run_async(self, call: _Call) -> Reply:
         """Loop task: run an async tool; CancelledError propagates (see _async_done)."""
         try:
-            kwargs = call.tool.bind(decode_args(call.args), call.ctx)
+            kwargs = call.tool.bind(decode_args(call.args, self._shared_in), call.ctx)
             if call.tool.kind is ToolKind.ASYNC_STREAM:
                 await self._pump_async(call, call.function(**kwargs))
                 return self._outcome(call, None)
@@ -492,10 +514,11 @@ class _Connection:
     def _post_chunk(self, call: _Call, item: Any) -> None:
         message = pb.WorkerMessage(id=call.id)
         message.chunk.seq = call.seq
-        share = CHUNK_OVERHEAD + fill_payload(message.chunk.value, item, f"chunk {call.seq}")
+        share = CHUNK_OVERHEAD + fill_payload(message.chunk.value, item, f"chunk {call.seq}", self._shared_out)
         if share > self._limit:  # the bound is not good enough here: ask for the truth
             share = frame_share(message)
             if share > self._limit:
+                self._unsent(message.chunk.value)
                 # Raised in the pump: the generator is closed and the call ends with it.
                 subject = f"stream chunk {call.seq} of tool {call.tool.name!r}"
                 raise self._refuse(call.id, payload_too_large("stream chunk", share, self._limit, subject))
@@ -507,7 +530,7 @@ class _Connection:
             return self._cancelled(call)
         message = pb.WorkerMessage(id=call.id)
         try:
-            value_bytes = fill_payload(message.result.value, value)
+            value_bytes = fill_payload(message.result.value, value, shared=self._shared_out)
         except ToolError as exc:
             return self._failure(call, exc)
         share = RESULT_OVERHEAD + value_bytes
@@ -520,12 +543,18 @@ class _Connection:
         if share > self._limit:  # the bound is not good enough here: ask for the truth
             share = frame_share(message)
             if share > self._limit:
+                self._unsent(message.result.value)
                 subject = f"the result of tool {call.tool.name!r}"
                 if delta_bytes:
                     subject += f" with its {delta_bytes}-byte session delta"
                 what = "session delta" if delta_bytes > value_bytes else "result"  # the larger part
                 return self._failure(call, self._refuse(call.id, payload_too_large(what, share, self._limit, subject)))
         return message, share
+
+    def _unsent(self, payload: pb.Payload) -> None:
+        """A payload that will not be sent gives its shared-memory slots back."""
+        if self._shared_out is not None:
+            self._shared_out.free_payload(payload)
 
     def _failure(self, call: _Call, exc: BaseException) -> Reply:
         if call.ctx.cancelled.is_set():
@@ -601,8 +630,11 @@ class WorkerBridge(pb_grpc.WorkerBridgeServicer):
         capacity: int,
         *,
         max_message_bytes: int,
+        shared: SharedRegions | None = None,
     ) -> None:
         self.worker_id = worker_id
+        # The shared-memory regions (--shm-in/--shm-out); None sends everything inline.
+        self.shared = shared
         # The largest gRPC message the server sends (its max_send_message_length).
         self.max_message_bytes = max_message_bytes
         self.tools: dict[str, tuple[ToolDefinition, Callable[..., Any]]] = {
@@ -640,6 +672,7 @@ class WorkerBridge(pb_grpc.WorkerBridgeServicer):
         finally:
             reader.cancel()
             connection.cancel_all("the stream ended")
+            connection.close_shared()
             self._connections.discard(connection)
             if self._draining and not self._connections:
                 self._drained.set()

@@ -20,6 +20,13 @@ Contract with the host that spawns it:
   is a crash (1: an uncaught Python exception, negative: killed by a signal,
   or whatever a tool passed to ``os._exit``).
 
+Shared memory (``--shm-in PATH --shm-out PATH --shm-threshold BYTES
+--shm-region-bytes BYTES``, all four or none): blobs of at least the threshold
+travel through two region files the host created (see shared_memory.py); the
+out region never holds more than region-bytes of live slots. Without the
+flags everything travels inline. The mappings are closed at exit; the host
+removes the files.
+
 Memory limit (``--memory-limit-mb``): ``RLIMIT_AS`` caps *virtual* address
 space, not resident memory, and is applied before the adapter is imported.
 Thread stacks, glibc malloc arenas (up to 64 MiB reserved per thread; set
@@ -56,6 +63,7 @@ from .adapter import Adapter, discover_tools, load_adapter
 from .errors import qualified_type_name
 from .logging import LEVEL_NAMES, configure_logging
 from .server import MIN_MESSAGE_BYTES, TokenAuthInterceptor, WorkerBridge
+from .shared_memory import SharedMemoryOptions, SharedRegions
 from .wire import SERVICE_NAME, pb_grpc
 
 TOKEN_ENV: str = "SNAKEPIT_AUTH_TOKEN"
@@ -90,6 +98,11 @@ class Options:
     memory_limit_mb: int | None
     shutdown_grace_ms: int
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    shared_memory: SharedMemoryOptions | None = None
+
+
+# The shared-memory flags, which come all together or not at all.
+_SHM_FLAGS = ("--shm-in", "--shm-out", "--shm-threshold", "--shm-region-bytes")
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -109,7 +122,24 @@ def parse_args(argv: list[str]) -> Options:
         help=f"largest gRPC message either way (at least {MIN_MESSAGE_BYTES}); the host sets it to match its own "
         "channel, and a reply above it fails its call with PAYLOAD_TOO_LARGE",
     )
+    shm = parser.add_argument_group("shared memory (all four or none; without them every blob travels inline)")
+    shm.add_argument("--shm-in", metavar="PATH", help="the host's region file (host -> worker), mapped read-only")
+    shm.add_argument("--shm-out", metavar="PATH", help="the worker's region file (worker -> host), grown as needed")
+    shm.add_argument(
+        "--shm-threshold",
+        metavar="BYTES",
+        type=_positive_int,
+        help="blobs of at least this size go through the regions",
+    )
+    shm.add_argument(
+        "--shm-region-bytes", metavar="BYTES", type=_positive_int, help="cap of the live slots in the out region"
+    )
     ns = parser.parse_args(argv)
+    shm_values = (ns.shm_in, ns.shm_out, ns.shm_threshold, ns.shm_region_bytes)
+    given = [flag for flag, value in zip(_SHM_FLAGS, shm_values, strict=True) if value is not None]
+    if given and len(given) != len(_SHM_FLAGS):
+        missing = ", ".join(flag for flag in _SHM_FLAGS if flag not in given)
+        parser.error(f"{', '.join(_SHM_FLAGS)} go together: {', '.join(given)} given without {missing}")
     return Options(
         adapter=ns.adapter,
         address=ns.address,
@@ -120,6 +150,7 @@ def parse_args(argv: list[str]) -> Options:
         memory_limit_mb=ns.memory_limit_mb,
         shutdown_grace_ms=ns.shutdown_grace_ms,
         max_message_bytes=ns.max_message_bytes,
+        shared_memory=SharedMemoryOptions(*shm_values) if given else None,
     )
 
 
@@ -171,8 +202,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{options.adapter} is not thread_safe, so it cannot run with --capacity {options.capacity}; "
                 "use --capacity 1 or set thread_safe = True on the class"
             )
-        adapter = adapter_cls()
-        adapter.setup()
+        shared = _open_shared_memory(options.shared_memory)
+        try:
+            adapter = adapter_cls()
+            adapter.setup()
+        except BaseException:
+            if shared is not None:
+                shared.close()
+            raise
     except Exception as exc:  # every startup failure is reported the same way
         ready.fail(exc)
         return EXIT_STARTUP_FAILED
@@ -183,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         options.worker_id,
         options.capacity,
         max_message_bytes=options.max_message_bytes,
+        shared=shared,
     )
     try:
         code, tools_stopped = asyncio.run(_serve(options, token, bridge, ready))
@@ -190,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         if unix_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(unix_path)
+        if shared is not None:
+            shared.close()  # the mappings only: the host removes the files
     _teardown(adapter)
     if not tools_stopped:
         # A pool thread stuck in a tool would keep the interpreter from exiting.
@@ -274,6 +314,25 @@ def _unix_socket_path(address: str) -> str | None:
     if len(os.fsencode(path)) > UNIX_PATH_MAX:
         raise StartupError(f"unix socket path is longer than {UNIX_PATH_MAX} bytes: {path}")
     return path
+
+
+def _open_shared_memory(options: SharedMemoryOptions | None) -> SharedRegions | None:
+    """Both region files, which the host created before spawning the worker."""
+    if options is None:
+        return None
+    try:
+        regions = SharedRegions(options)
+    except OSError as exc:
+        raise StartupError(f"cannot open the shared-memory region {exc.filename}: {exc.strerror}") from None
+    log.info(
+        "shared memory on",
+        extra={
+            "threshold": options.threshold,
+            "region_bytes": options.region_bytes,
+            "dir": os.path.dirname(options.out_path),
+        },
+    )
+    return regions
 
 
 def _limit_memory(megabytes: int) -> None:
