@@ -38,38 +38,45 @@ export function requestDigest(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
 }
 
+/** Who sends a call and which node it is for: the MAC binds both, so a call made for one node is refused by any other. */
+export interface CallParties {
+  from: string;
+  to: string;
+}
+
 /**
- * HMAC-SHA256 of one call: method, timestamp, nonce, sender and the request's
- * digest, one per line (each field's format is checked first, none holds a
- * newline, so the encoding is unambiguous). The tag separates it from record MACs.
+ * HMAC-SHA256 of one call: method, timestamp, nonce, sender, receiver and the
+ * request's digest, one per line (each field's format is checked first, none
+ * holds a newline, so the encoding is unambiguous). The tag separates it from record MACs.
  */
-export function callMac(secret: string, method: string, timestamp: number, nonce: string, nodeId: string, digest: Buffer): Buffer {
-  return createHmac('sha256', secret)
-    .update(['snakepit-call-v1', method, String(timestamp), nonce, nodeId, digest.toString('hex')].join('\n'))
-    .digest();
+export function callMac(secret: string, method: string, timestamp: number, nonce: string, parties: CallParties, digest: Buffer): Buffer {
+  const fields = ['snakepit-call-v1', method, String(timestamp), nonce, parties.from, parties.to, digest.toString('hex')];
+  return createHmac('sha256', secret).update(fields.join('\n')).digest();
 }
 
 /** The metadata that proves a call: everything but the secret, which never travels. */
-export function signCall(secret: string, nodeId: string, method: string, bytes: Uint8Array, now = Date.now()): Record<string, string> {
+export function signCall(secret: string, parties: CallParties, method: string, bytes: Uint8Array, now = Date.now()): Record<string, string> {
   const nonce = randomBytes(16).toString('base64url');
   return {
-    [CALL_METADATA.node]: nodeId,
+    [CALL_METADATA.node]: parties.from,
     [CALL_METADATA.timestamp]: String(now),
     [CALL_METADATA.nonce]: nonce,
-    [CALL_METADATA.mac]: callMac(secret, method, now, nonce, nodeId, requestDigest(bytes)).toString('base64url'),
+    [CALL_METADATA.mac]: callMac(secret, method, now, nonce, parties, requestDigest(bytes)).toString('base64url'),
   };
 }
 
 export type CallVerdict = { ok: true; nodeId: string } | { ok: false; reason: CallRefusal };
 
 /**
- * The receiving side: a call passes when its timestamp is within the window,
- * its MAC matches under one of the accepted secrets, and its nonce is new.
+ * The receiving side (node `self`): a call passes when its timestamp is within
+ * the window, its MAC for this node matches under one of the accepted secrets,
+ * and its nonce is new.
  */
 export class CallVerifier {
   private readonly nonces: NonceCache;
 
   constructor(
+    private readonly self: string,
     private readonly secrets: readonly string[],
     private readonly now: () => number = Date.now,
     maxNonces = NONCE_CACHE_ENTRIES,
@@ -88,7 +95,8 @@ export class CallVerifier {
     const sentAt = Number(timestamp);
     if (Math.abs(this.now() - sentAt) > CALL_WINDOW_MS) return { ok: false, reason: 'outside_window' };
     const presented = Buffer.from(mac, 'base64url');
-    const matches = this.secrets.some((secret) => timingSafeEqual(callMac(secret, method, sentAt, nonce, nodeId, digest), presented));
+    const parties = { from: nodeId, to: this.self };
+    const matches = this.secrets.some((secret) => timingSafeEqual(callMac(secret, method, sentAt, nonce, parties, digest), presented));
     if (!matches) return { ok: false, reason: 'bad_mac' };
     const seen = this.nonces.add(nonce, sentAt + CALL_WINDOW_MS);
     if (seen === 'replayed') return { ok: false, reason: 'replayed' };

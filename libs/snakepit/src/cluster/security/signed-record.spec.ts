@@ -46,8 +46,16 @@ describe('signed node records', () => {
     expect(verdict.ok && verdict.record.pools[0].available).toBe(2);
     const noCapacity = record();
     delete noCapacity.pools[0].capacity;
-    expect(verifyRecord(signRecord(noCapacity, SECRET, NOW), [SECRET], TTL, NOW)).toMatchObject({ ok: false, reason: 'malformed', detail: 'pools["default"].capacity' });
-    expect(verifyRecord(signRecord(record({ address: 'nowhere' }), SECRET, NOW), [SECRET], TTL, NOW)).toMatchObject({ ok: false, reason: 'malformed', detail: 'address' });
+    expect(verifyRecord(signRecord(noCapacity, SECRET, NOW), [SECRET], TTL, NOW)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: 'pools["default"].capacity',
+    });
+    expect(verifyRecord(signRecord(record({ address: 'nowhere' }), SECRET, NOW), [SECRET], TTL, NOW)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: 'address',
+    });
   });
 });
 
@@ -55,7 +63,12 @@ describe('RecordGate', () => {
   it('admits valid records, ignores one older than the last seen from its node, and logs each node and reason once', () => {
     let now = NOW;
     const ignored: Array<IgnoredRecord & { log: boolean }> = [];
-    const gate = new RecordGate([SECRET], TTL, (entry, log) => ignored.push({ ...entry, log }), () => now);
+    const gate = new RecordGate(
+      [SECRET],
+      TTL,
+      (entry, log) => ignored.push({ ...entry, log }),
+      () => now,
+    );
     const first = signRecord(record(), SECRET, NOW);
     const second = signRecord(record(), SECRET, NOW + 1_000);
     now = NOW + 1_000;

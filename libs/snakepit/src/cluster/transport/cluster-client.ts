@@ -70,7 +70,7 @@ export class ClusterClient {
     return new Promise((resolve, reject) => {
       if (this.draining) return reject(shuttingDown(call));
       let lost = false;
-      const { bytes, metadata } = signedRequest('Execute', call, this.cluster.secret, this.cluster.nodeId);
+      const { bytes, metadata } = signedRequest('Execute', call, this.cluster.secret, { from: this.cluster.nodeId, to: node.id });
       const method = clusterMethod('Execute');
       const deserialize = method.responseDeserialize as (bytes: Buffer) => ForwardedReply__Output;
       const rpc = this.client(node).makeUnaryRequest(
@@ -103,7 +103,7 @@ export class ClusterClient {
       if (this.draining) return subscriber.error(shuttingDown(call));
       let lost = false;
       let settled = false;
-      const { bytes, metadata } = signedRequest('ExecuteStream', call, this.cluster.secret, this.cluster.nodeId);
+      const { bytes, metadata } = signedRequest('ExecuteStream', call, this.cluster.secret, { from: this.cluster.nodeId, to: node.id });
       const method = clusterMethod('ExecuteStream');
       const deserialize = method.responseDeserialize as (bytes: Buffer) => ForwardedFrame__Output;
       const rpc = this.client(node).makeServerStreamRequest(method.path, sendAsIs, deserialize, bytes, metadata, { deadline: Date.now() + budgetMs });

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { locateProtoRoot, PROTO_LOADER_OPTIONS } from '../../bridge/proto';
-import { requestDigest, signCall } from '../security/call-auth';
+import { requestDigest, signCall, type CallParties } from '../security/call-auth';
 import type { ClusterNodeClient } from './cluster-messages';
 
 const CLUSTER_PROTO = join('snakepit', 'cluster', 'v1', 'cluster.proto');
@@ -39,11 +39,17 @@ export function clusterMethod(method: ClusterMethod): grpc.MethodDefinition<obje
  * field inside the message instead would need a proto change and a second
  * encoding of the rest to sign.
  */
-export function signedRequest(method: ClusterMethod, request: object, secret: string, nodeId: string): { bytes: Buffer; metadata: grpc.Metadata } {
+export function signedRequest(
+  method: ClusterMethod,
+  request: object,
+  secret: string,
+  parties: CallParties,
+  now = Date.now(),
+): { bytes: Buffer; metadata: grpc.Metadata } {
   const definition = clusterMethod(method);
   const bytes = definition.requestSerialize(request);
   const metadata = new grpc.Metadata();
-  for (const [key, value] of Object.entries(signCall(secret, nodeId, definition.path, bytes))) metadata.set(key, value);
+  for (const [key, value] of Object.entries(signCall(secret, parties, definition.path, bytes, now))) metadata.set(key, value);
   return { bytes, metadata };
 }
 

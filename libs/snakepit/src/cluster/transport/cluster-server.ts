@@ -32,7 +32,7 @@ export class ClusterServer {
     private readonly maxPayloadBytes: number,
     private readonly telemetry?: TelemetryService,
   ) {
-    this.verifier = new CallVerifier(cluster.verifySecrets);
+    this.verifier = new CallVerifier(cluster.nodeId, cluster.verifySecrets);
   }
 
   /** Starts serving on `cluster.listen`; resolves with the address other nodes should dial. */
