@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
-import { PoolService, SessionService, SnakepitError, type SessionInfo } from '@snakepit/nestjs';
+import { PoolService, SessionService, type SessionInfo } from '@snakepit/nestjs';
 import { map, type Observable } from 'rxjs';
 import type { CreateSessionRequest__Output } from '../generated/snakepit/v1/CreateSessionRequest';
 import type { DeleteSessionRequest__Output } from '../generated/snakepit/v1/DeleteSessionRequest';
@@ -12,20 +12,7 @@ import type { ListToolsRequest__Output } from '../generated/snakepit/v1/ListTool
 import type { ListToolsResponse } from '../generated/snakepit/v1/ListToolsResponse';
 import type { Session } from '../generated/snakepit/v1/Session';
 import type { StreamChunk } from '../generated/snakepit/v1/StreamChunk';
-
-function parseJsonObject(text: string, field: string): Record<string, unknown> {
-  if (!text) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new SnakepitError('INVALID_ARGUMENTS', `${field} is not valid JSON`, { details: { field } });
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new SnakepitError('INVALID_ARGUMENTS', `${field} must be a JSON object`, { details: { field } });
-  }
-  return value as Record<string, unknown>;
-}
+import { decodeGrpcArgs, encodeGrpcValue, parseJsonObject } from './grpc-values';
 
 function callOptions(request: ExecuteRequest__Output) {
   return {
@@ -45,7 +32,10 @@ function toSession(info: SessionInfo): Session {
   };
 }
 
-/** The public gRPC API (`snakepit.v1.Snakepit`), the same operations as the HTTP API. */
+/**
+ * The public gRPC API (`snakepit.v1.Snakepit`), the same operations as the HTTP
+ * API; arrays and bytes travel as blobs beside the JSON (grpc-values.ts).
+ */
 @Controller()
 export class SnakepitGrpcController {
   constructor(
@@ -55,10 +45,12 @@ export class SnakepitGrpcController {
 
   @GrpcMethod('Snakepit', 'Execute')
   async execute(request: ExecuteRequest__Output): Promise<ExecuteResponse> {
-    const args = parseJsonObject(request.argsJson, 'args_json');
+    const args = decodeGrpcArgs(request.argsJson, request.blobs);
     const out = await this.pools.execute(request.tool, args, callOptions(request));
+    const result = encodeGrpcValue(out.result);
     return {
-      resultJson: JSON.stringify(out.result),
+      resultJson: result.json,
+      blobs: result.blobs,
       workerId: out.workerId,
       pid: out.pid,
       pool: out.pool,
@@ -68,8 +60,13 @@ export class SnakepitGrpcController {
 
   @GrpcMethod('Snakepit', 'ExecuteStream')
   executeStream(request: ExecuteRequest__Output): Observable<StreamChunk> {
-    const args = parseJsonObject(request.argsJson, 'args_json');
-    return this.pools.executeStream(request.tool, args, callOptions(request)).pipe(map((chunk) => ({ dataJson: JSON.stringify(chunk.data), seq: chunk.seq })));
+    const args = decodeGrpcArgs(request.argsJson, request.blobs);
+    return this.pools.executeStream(request.tool, args, callOptions(request)).pipe(
+      map((chunk) => {
+        const data = encodeGrpcValue(chunk.data);
+        return { dataJson: data.json, blobs: data.blobs, seq: chunk.seq };
+      }),
+    );
   }
 
   @GrpcMethod('Snakepit', 'CreateSession')
