@@ -68,13 +68,17 @@ describe('security options', () => {
     const fromPem = resolveClusterOptions({ ...valid, tls: { ca: readFileSync(pki.ca, 'utf8'), cert: readFileSync(node.cert, 'utf8'), key: node.key } });
     expect(fromFiles.tls).toEqual(fromPem.tls);
     expect(fromFiles.tls).toMatchObject({ requireClientCert: true, ca: readFileSync(pki.ca) });
-    expect(resolveClusterOptions({ ...valid, tls: { ca: pki.ca, cert: node.cert, key: node.key, requireClientCert: false } }).tls?.requireClientCert).toBe(false);
+    expect(resolveClusterOptions({ ...valid, tls: { ca: pki.ca, cert: node.cert, key: node.key, requireClientCert: false } }).tls?.requireClientCert).toBe(
+      false,
+    );
   });
 
   it('refuses half a TLS configuration, naming what is missing, and a key of another certificate', () => {
     expect(problemsOf({ tls: { ca: pki.ca, cert: node.cert } as ClusterTlsOptions })).toMatch(/cluster\.tls is missing cluster\.tls\.key/);
     expect(problemsOf({ tls: { cert: node.cert } as ClusterTlsOptions })).toMatch(/cluster\.tls\.ca, cluster\.tls\.key/);
-    expect(problemsOf({ tls: { ca: '/nonexistent/ca.pem', cert: node.cert, key: node.key } })).toMatch(/cluster\.tls\.ca: cannot read "\/nonexistent\/ca\.pem" \(ENOENT\)/);
+    expect(problemsOf({ tls: { ca: '/nonexistent/ca.pem', cert: node.cert, key: node.key } })).toMatch(
+      /cluster\.tls\.ca: cannot read "\/nonexistent\/ca\.pem" \(ENOENT\)/,
+    );
     expect(problemsOf({ tls: { ca: pki.ca, cert: node.cert, key: other.key } })).toMatch(/cluster\.tls: .*key/i);
   });
 
@@ -86,12 +90,17 @@ describe('security options', () => {
   });
 
   it('verifies with the secret first, then the accepted ones, each long enough', () => {
-    expect(resolveClusterOptions({ ...valid, acceptedSecrets: ['previous-secret-0123', valid.secret] }).verifySecrets).toEqual([valid.secret, 'previous-secret-0123']);
+    expect(resolveClusterOptions({ ...valid, acceptedSecrets: ['previous-secret-0123', valid.secret] }).verifySecrets).toEqual([
+      valid.secret,
+      'previous-secret-0123',
+    ]);
     expect(problemsOf({ acceptedSecrets: ['short'] })).toMatch(/cluster\.acceptedSecrets must be an array of strings of at least 16/);
   });
 
   it('takes Redis TLS only with a rediss:// URL, and a client certificate only with its key', () => {
-    expect(resolveClusterOptions({ ...valid, redis: 'rediss://user:pw@127.0.0.1:6380', redisTls: { ca: pki.ca } }).redisTls).toEqual({ ca: readFileSync(pki.ca) });
+    expect(resolveClusterOptions({ ...valid, redis: 'rediss://user:pw@127.0.0.1:6380', redisTls: { ca: pki.ca } }).redisTls).toEqual({
+      ca: readFileSync(pki.ca),
+    });
     expect(problemsOf({ redisTls: { ca: pki.ca } })).toMatch(/cluster\.redisTls is set but cluster\.redis is not a rediss:\/\/ URL/);
     expect(problemsOf({ redis: 'rediss://127.0.0.1:6380', redisTls: { cert: node.cert } })).toMatch(/cluster\.redisTls\.key is missing/);
   });

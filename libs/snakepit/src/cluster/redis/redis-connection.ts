@@ -56,14 +56,19 @@ export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
     });
     const ready = new Promise<void>((resolve) => this.client.once('ready', resolve));
     this.client.connect().catch(() => undefined); // failures are retried by ioredis and logged by setUp
-    const outcome = await Promise.race([ready.then(() => 'ready' as const), refused, delay(FIRST_CONNECT_WAIT_MS).then(() => 'waited' as const)]);
+    // The refusal is wrapped, not tested with instanceof: TLS errors come from Node's own realm, not always the caller's.
+    const outcome = await Promise.race([
+      ready.then(() => 'ready' as const),
+      refused.then((error) => ({ refusal: error })),
+      delay(FIRST_CONNECT_WAIT_MS).then(() => 'waited' as const),
+    ]);
     this.client.off('error', onError);
-    if (outcome instanceof Error) {
+    if (typeof outcome === 'object') {
       this.closing = true;
       this.client.disconnect();
       const redis = redact(this.options.redis);
       throw new SnakepitConfigError([
-        `cluster.redis: Redis at ${redis} refused this node: ${outcome.message} (check the URL's user and password, and cluster.redisTls)`,
+        `cluster.redis: Redis at ${redis} refused this node: ${outcome.refusal.message} (check the URL's user and password, and cluster.redisTls)`,
       ]);
     }
     if (outcome === 'waited')
