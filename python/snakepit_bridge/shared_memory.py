@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from .arrays import loaded_numpy
 from .errors import RESOURCE_EXHAUSTED, ToolError
 from .wire import pb
 
@@ -50,6 +51,8 @@ ALIGNMENT: Final = 64
 REGION_OPTION: Final = "sharedMemory.regionBytes"
 # Errors of growing or reserving the out file that mean "no room", not a bug.
 _NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EFBIG, errno.ENOMEM, errno.EDQUOT})
+# From this size on, copies into the region go through numpy when it is loaded (see _copy).
+_NUMPY_COPY_BYTES: Final = 1 << 20
 
 log = logging.getLogger("snakepit.shm")
 
@@ -214,7 +217,7 @@ class OutRegion:
                 if exc.errno in _NO_ROOM:
                     raise RegionFull(length, self.free_bytes, f"reserving its pages failed: {exc.strerror}") from None
                 raise
-        target[offset : offset + length] = data
+        _copy(target, offset, data, length)
         return pb.SharedSlot(offset=offset, length=length)
 
     def _mapping_to(self, end: int) -> mmap.mmap:
@@ -243,10 +246,23 @@ class OutRegion:
         with self._lock:
             current, self._map = self._map, None
             if current is not None:
-                current.close()
+                # A tool thread still copying (abandoned at shutdown) keeps it mapped until it is done.
+                with contextlib.suppress(BufferError):
+                    current.close()
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _copy(target: mmap.mmap, offset: int, data: bytes | memoryview, length: int) -> None:
+    """One copy of ``data`` into the mapping, by numpy (which lets go of the GIL) for large data."""
+    numpy = loaded_numpy()
+    if numpy is None or length < _NUMPY_COPY_BYTES:
+        target[offset : offset + length] = data
+        return
+    # mmap's slice assignment holds the GIL through the memcpy, stalling the event loop and every
+    # other tool for the whole copy; numpy's copy of plain bytes runs without it.
+    numpy.frombuffer(target, numpy.uint8, length, offset)[...] = numpy.frombuffer(data, numpy.uint8)
 
 
 class SharedOut:

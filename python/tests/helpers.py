@@ -257,6 +257,11 @@ class BridgeClient:
         reply = pb.HostCallReply(call_id=call_id, value=value)
         self._outgoing.put_nowait(pb.HostFrame(messages=[pb.HostMessage(id=request_id, host_reply=reply)]))
 
+    def release(self, *offsets: int) -> None:
+        """Give slots of the worker's shared-memory region back, as the host does once it read them."""
+        release = pb.SharedRelease(offsets=offsets)
+        self._outgoing.put_nowait(pb.HostFrame(messages=[pb.HostMessage(id=0, release=release)]))
+
     def close_requests(self) -> None:
         """Half-close: the host will send nothing more."""
         self._outgoing.put_nowait(None)
