@@ -253,7 +253,10 @@ describe('cluster security (mTLS, signed records and calls, Redis TLS and ACL)',
     );
     try {
       const peer: NodeRecord = { id: 'node-b', address: addressOfB, version: 'test', startedAt: 0, pools: [] };
-      await expect(foreignNode.execute(peer, addCall(1), 5_000)).rejects.toMatchObject({ code: 'WORKER_UNAVAILABLE', details: { node: 'node-b' } });
+      await expect(foreignNode.execute(peer, addCall(1), 5_000)).rejects.toMatchObject({
+        code: 'WORKER_UNAVAILABLE',
+        details: { node: 'node-b', reason: 'node_unreachable' },
+      });
     } finally {
       foreignNode.close();
     }
@@ -266,7 +269,7 @@ describe('cluster security (mTLS, signed records and calls, Redis TLS and ACL)',
     }
   });
 
-  it('fails start with a clear error when Redis refuses the password or its certificate is not signed by the configured CA', async () => {
+  it('fails start with a clear error when Redis refuses the password, its certificate is not signed by the configured CA, or it wants a client certificate', async () => {
     const tlsFiles = { ...redis.clientCertificate!, servername: 'localhost' };
     const attempt = async (options: Partial<ClusterOptions>) => {
       const connection = new RedisConnection(
@@ -286,6 +289,7 @@ describe('cluster security (mTLS, signed records and calls, Redis TLS and ACL)',
       /cluster\.redis: Redis at rediss:\/\/\*\*\*@127\.0\.0\.1:\d+ refused this node: WRONGPASS/,
     );
     expect(await attempt({ redisTls: { ...tlsFiles, ca: foreignPki.ca } })).toMatch(/refused this node: .*(certificate|CERT)/i);
+    expect(await attempt({ redisTls: { ca: pki.ca, servername: 'localhost' } })).toMatch(/refused this node: /);
   });
 
   function clusterOptions(overrides: Partial<ClusterOptions>) {
