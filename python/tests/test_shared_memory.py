@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import tempfile
@@ -328,6 +329,25 @@ def test_a_full_region_fails_that_payload_only_and_frees_what_it_took(host: Host
         (sent,) = encode_payload(np.ones(1024, dtype=np.float32), shared=shared).blobs
         np.testing.assert_array_equal(array_of(host, sent), np.ones(1024, dtype=np.float32))
     finally:
+        regions.close()
+
+
+def test_a_file_that_cannot_grow_is_resource_exhausted_too(host: HostFiles) -> None:
+    # RLIMIT_FSIZE makes ftruncate fail with EFBIG (SIGXFSZ ignored), as a full tmpfs fails with ENOSPC.
+    regions = SharedRegions(host.options())
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MiB, hard))
+        try:
+            error = error_code(lambda: encode_payload({"x": b"x" * (2 * MiB)}, shared=regions.connection()))
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert error.code == RESOURCE_EXHAUSTED and "growing the region file failed" in error.message
+        assert error.details == {"option": REGION_OPTION, "bytes": 2 * MiB, "free": 4 * MiB}
+        assert regions.outgoing.free_bytes == regions.outgoing.cap
+    finally:
+        signal.signal(signal.SIGXFSZ, previous_handler)
         regions.close()
 
 
