@@ -65,7 +65,7 @@ const SECTIONS = new Set(opt.sections.split(','));
 const COLD_K = ints(opt['cold-k']);
 const SCALE = Number(opt['scale-size'] ?? (SMOKE ? 4 : 32));
 const CAPACITY = Number(opt.capacity);
-const PAYLOAD_MIB = ints(opt['payload-mib'] ?? (SMOKE ? '1' : '1,8,64'));
+const PAYLOAD_MIB = ints(opt['payload-mib'] ?? (SMOKE ? '1' : '1,8,64,256'));
 const MAX_SECONDS = Number(opt['max-seconds'] ?? (SMOKE ? 180 : 480));
 /** Extra pool options / worker environment for every in-process Snakepit pool (A/B experiments). */
 const SP_EXTRA = {
@@ -545,8 +545,10 @@ async function sectionStream() {
 
 /** @type {import('./payload.mjs').PayloadRow[]} */
 let payload = [];
+/** @type {import('./payload.mjs').RssProbe | undefined} */
+let payloadRss;
 async function sectionPayloadRun() {
-  payload = await sectionPayload({ smoke: SMOKE, sizesMib: PAYLOAD_MIB, socketDir, log, wanted, spExtra: SP_EXTRA });
+  ({ rows: payload, rss: payloadRss } = await sectionPayload({ smoke: SMOKE, sizesMib: PAYLOAD_MIB, socketDir, log, wanted, spExtra: SP_EXTRA }));
 }
 
 // ------------------------------------------------------------------ targets and report
@@ -730,7 +732,7 @@ function buildChecks(rows) {
         ok: null,
       });
   }
-  checks.push(...payloadChecks(payload));
+  checks.push(...payloadChecks(payload, payloadRss));
   return checks;
 }
 
@@ -899,7 +901,7 @@ async function main() {
   mkdirSync(opt.out, { recursive: true });
   const stamp = meta.date.replace(/[:.]/g, '-');
   const base = `${meta.mode}-${stamp}`;
-  writeFileSync(path.join(opt.out, `${base}.json`), JSON.stringify({ meta, checks, rows, cells, cold, scale, memory, streams, payload }, null, 2));
+  writeFileSync(path.join(opt.out, `${base}.json`), JSON.stringify({ meta, checks, rows, cells, cold, scale, memory, streams, payload, payloadRss }, null, 2));
   writeFileSync(path.join(opt.out, `${base}.md`), md + '\n');
   writeFileSync(path.join(opt.out, `latest-${meta.mode}.md`), md + '\n');
   await stopAll();

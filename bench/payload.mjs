@@ -1,14 +1,16 @@
 // @ts-check
 // Section `payload` (issue 14, Performance): float32 arrays through PoolService.execute
-// (`array_sum`: the array goes one way; `array_scale`: both ways) against three baselines
-// measured in the same run: the same array as a JSON list (`echo`, both ways, <= 8 MiB),
-// raw gRPC bytes in one message (bench/py/bytes_server.py, grpc-js <-> grpcio, no Snakepit
-// code) and the copy floor (a copy into a tmpfs-backed file and a read back, no RPC; as
-// shared/research/large-payload-probe does). One call at a time; every loop bounded in
-// count and time.
+// (`array_sum`: the array goes to the worker; `array_fill`: it comes back; `array_scale`:
+// both ways), with shared memory on (the default, `snakepit`) and off (`snakepit-grpc`: the
+// blobs inside the gRPC messages), against three baselines measured in the same run: the
+// same array as a JSON list (`echo`, both ways, <= 8 MiB), raw gRPC bytes in one message
+// (bench/py/bytes_server.py, grpc-js <-> grpcio, no Snakepit code) and the copy floor (a
+// copy into a tmpfs-backed file and a read back, no RPC; as
+// shared/research/large-payload-probe does). Then host and worker RSS over 1,000 large
+// calls. One call at a time; every loop bounded in count and time.
 import grpc from '@grpc/grpc-js';
 import { NdArray } from '@snakepit/nestjs';
-import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { median } from './lib/loadgen.mjs';
@@ -25,10 +27,10 @@ const JSON_MAX_MIB = 8;
 /**
  * @typedef {object} PayloadRow
  * @property {number} mib         array size
- * @property {'args'|'both'} dir  which way the array travels
- * @property {string} kase        snakepit | raw-grpc | json | copy-floor
+ * @property {'args'|'result'|'both'} dir  which way the array travels
+ * @property {string} kase        snakepit | snakepit-grpc | raw-grpc | json | copy-floor
  * @property {number} ms          median latency per round trip
- * @property {number} mibps       array bytes moved (once for args, twice for both) ÷ median latency
+ * @property {number} mibps       array bytes moved (once for args and result, twice for both) ÷ median latency
  * @property {number} reps
  * @property {Record<string, number>} ratios  pairwise medians of this row's MiB/s ÷ a baseline's
  */
@@ -66,6 +68,35 @@ function checkScaled(/** @type {Float32Array} */ x, /** @type {ArrayLike<number>
   if (y[last] !== Math.fround(x[last] * FACTOR)) throw new Error(`${what}: last element is ${y[last]}`);
 }
 
+function checkFilled(/** @type {unknown} */ r, /** @type {number} */ n, /** @type {string} */ what) {
+  if (!(r instanceof NdArray) || r.dtype !== 'float32') throw new Error(`${what}: not a float32 NdArray`);
+  const y = /** @type {Float32Array} */ (r.data);
+  if (y.length !== n) throw new Error(`${what}: ${y.length} elements, asked for ${n}`);
+  for (let i = 0; i < n; i += 4099) if (y[i] !== FILL) throw new Error(`${what}: element ${i} is ${y[i]}`);
+}
+
+/** The value array_fill writes: exact in float32. */
+const FILL = 0.75;
+
+/**
+ * RSS over 1,000 large calls: both ways through shared memory, sampled once the
+ * pages are warm (after WARM calls) and at the end; growth beyond the noise would be a leak.
+ * @typedef {object} RssProbe
+ * @property {number} mib         array size of each call
+ * @property {number} calls       calls made (1,000 unless the time bound stopped it)
+ * @property {{ host: number, worker: number, workerShmem: number }} warm   MiB after WARM calls
+ * @property {{ host: number, worker: number, workerShmem: number }} end    MiB after the last call
+ */
+const RSS_CALLS = 1000;
+const WARM = 50;
+
+/** VmRSS and RssShmem (the mapped region pages) of a process, in MiB. */
+function procRss(/** @type {number} */ pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (/** @type {string} */ field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, shmem: kib('RssShmem') / 1024 };
+}
+
 function checkSum(/** @type {unknown} */ got, /** @type {number} */ want, /** @type {string} */ what) {
   if (typeof got !== 'number' || Math.abs(got - want) > 1e-3 * Math.max(1, Math.abs(want)) + 1) throw new Error(`${what}: sum ${got}, expected ~${want}`);
 }
@@ -78,7 +109,7 @@ async function startRawBytes(/** @type {string} */ socketDir, /** @type {number}
   const id = (/** @type {Buffer} */ b) => b;
   /** @type {grpc.ServiceDefinition} */
   const def = {};
-  for (const m of ['Sum', 'Scale'])
+  for (const m of ['Sum', 'Scale', 'Fill'])
     def[m] = {
       path: `/bench.Bytes/${m}`,
       requestStream: false,
@@ -123,17 +154,21 @@ export async function sectionPayload(o) {
   const shmDir = existsSync('/dev/shm') ? '/dev/shm' : o.socketDir;
   const region = path.join(shmDir, `spbench-payload-${process.pid}`);
   o.log(
-    `payload: sizes ${o.sizesMib.join(', ')} MiB; starting a raw grpcio bytes server and a Snakepit pool of 1 (maxPayloadBytes ${maxPayloadBytes / MIB} MiB)`,
+    `payload: sizes ${o.sizesMib.join(', ')} MiB; starting a raw grpcio bytes server and two Snakepit pools of 1, shared memory on and off (maxPayloadBytes ${maxPayloadBytes / MIB} MiB)`,
   );
   const raw = await startRawBytes(o.socketDir, maxPayloadBytes + MIB);
   /** @type {Awaited<ReturnType<typeof startSnakepit>> | undefined} */
   let sp;
+  /** @type {Awaited<ReturnType<typeof startSnakepit>> | undefined} */
+  let spGrpc;
   /** @type {PayloadRow[]} */
   const rows = [];
+  /** @type {RssProbe | undefined} */
+  let rss;
   const fd = openSync(region, 'w+', 0o600);
   try {
     sp = await startSnakepit({ size: 1, ...o.spExtra, poolOptions: { maxPayloadBytes, ...o.spExtra.poolOptions } });
-    const pools = sp.pools;
+    spGrpc = await startSnakepit({ size: 1, ...o.spExtra, poolOptions: { maxPayloadBytes, sharedMemory: false, ...o.spExtra.poolOptions } });
     for (const mib of o.sizesMib) {
       const bytes = mib * MIB;
       const x = makeArray(bytes);
@@ -148,23 +183,41 @@ export async function sectionPayload(o) {
       const copyOnce = () => {
         if (writeSync(fd, xBuf, 0, bytes, 0) !== bytes || readSync(fd, back, 0, bytes, 0) !== bytes) throw new Error('copy floor: short write or read');
       };
-      /** @type {{ kase: string, dir: 'args'|'both', run: () => Promise<void> }[]} */
+      const fillReq = Buffer.alloc(16);
+      fillReq.writeBigUInt64LE(BigInt(x.length), 0);
+      fillReq.writeDoubleLE(FILL, 8);
+      /** The three round trips through one Snakepit pool. */
+      const snakepitCases = (/** @type {string} */ kase, /** @type {import('@snakepit/nestjs').PoolService} */ pools) =>
+        /** @type {{ kase: string, dir: 'args'|'result'|'both', run: () => Promise<void> }[]} */ ([
+          { kase, dir: 'args', run: async () => checkSum((await pools.execute('array_sum', { x: NdArray.from(x) })).result, want, `${kase} array_sum`) },
+          {
+            kase,
+            dir: 'result',
+            run: async () => checkFilled((await pools.execute('array_fill', { n: x.length, value: FILL })).result, x.length, `${kase} array_fill`),
+          },
+          {
+            kase,
+            dir: 'both',
+            run: async () => {
+              const r = /** @type {any} */ ((await pools.execute('array_scale', { x: NdArray.from(x), factor: FACTOR })).result);
+              if (!(r instanceof NdArray) || r.dtype !== 'float32') throw new Error(`${kase} array_scale: not a float32 NdArray: ${r?.constructor?.name}`);
+              checkScaled(x, /** @type {Float32Array} */ (r.data), `${kase} array_scale`);
+            },
+          },
+        ]);
+      /** @type {{ kase: string, dir: 'args'|'result'|'both', run: () => Promise<void> }[]} */
       const cases = [
+        ...snakepitCases('snakepit', /** @type {NonNullable<typeof sp>} */ (sp).pools),
+        ...snakepitCases('snakepit-grpc', /** @type {NonNullable<typeof spGrpc>} */ (spGrpc).pools),
+        { kase: 'raw-grpc', dir: 'args', run: async () => checkSum((await raw.call('Sum', xBuf)).readDoubleLE(0), want, 'raw Sum') },
         {
-          kase: 'snakepit',
-          dir: 'args',
-          run: async () => checkSum((await pools.execute('array_sum', { x: NdArray.from(x) })).result, want, 'array_sum'),
-        },
-        {
-          kase: 'snakepit',
-          dir: 'both',
+          kase: 'raw-grpc',
+          dir: 'result',
           run: async () => {
-            const r = /** @type {any} */ ((await pools.execute('array_scale', { x: NdArray.from(x), factor: FACTOR })).result);
-            if (!(r instanceof NdArray) || r.dtype !== 'float32') throw new Error(`array_scale: not a float32 NdArray: ${r?.constructor?.name}`);
-            checkScaled(x, /** @type {Float32Array} */ (r.data), 'array_scale');
+            const r = await raw.call('Fill', fillReq);
+            if (r.byteLength !== bytes) throw new Error(`raw Fill: ${r.byteLength} bytes back`);
           },
         },
-        { kase: 'raw-grpc', dir: 'args', run: async () => checkSum((await raw.call('Sum', xBuf)).readDoubleLE(0), want, 'raw Sum') },
         {
           kase: 'raw-grpc',
           dir: 'both',
@@ -176,6 +229,7 @@ export async function sectionPayload(o) {
           },
         },
         { kase: 'copy-floor', dir: 'args', run: async () => copyOnce() },
+        { kase: 'copy-floor', dir: 'result', run: async () => copyOnce() },
         {
           kase: 'copy-floor',
           dir: 'both',
@@ -192,7 +246,7 @@ export async function sectionPayload(o) {
           kase: 'json',
           dir: 'both',
           run: async () => {
-            const r = (await pools.execute('echo', { value: list })).result;
+            const r = (await /** @type {NonNullable<typeof sp>} */ (sp).pools.execute('echo', { value: list })).result;
             if (!Array.isArray(r)) throw new Error('echo: not a list');
             checkScaled(
               x,
@@ -237,25 +291,51 @@ export async function sectionPayload(o) {
       }
       o.log(`payload ${mib} MiB: ${here.map((r) => `${r.kase}/${r.dir} ${f3(r.ms)} ms`).join(', ')}`);
     }
+    if (!o.smoke && o.wanted('payload-rss')) rss = await probeRss(sp, o.log);
   } finally {
     closeSync(fd);
     rmSync(region, { force: true });
     await raw.close();
     await sp?.close();
+    await spGrpc?.close();
   }
-  return rows;
+  return { rows, rss };
+}
+
+/** 1,000 calls of array_scale on an 8 MiB array through shared memory, with RSS sampled warm and at the end. */
+async function probeRss(/** @type {NonNullable<Awaited<ReturnType<typeof startSnakepit>>>} */ sp, /** @type {(...a: unknown[]) => void} */ log) {
+  const mib = 8;
+  const x = makeArray(mib * MIB);
+  const workerPid = sp.pools.poolInfo()[0].workers[0].pid;
+  const sample = () => {
+    const worker = procRss(workerPid);
+    return { host: process.memoryUsage().rss / MIB, worker: worker.rss, workerShmem: worker.shmem };
+  };
+  let warm = sample();
+  const deadline = performance.now() + 180_000;
+  let calls = 0;
+  for (; calls < RSS_CALLS && performance.now() < deadline; calls++) {
+    const r = /** @type {any} */ ((await sp.pools.execute('array_scale', { x: NdArray.from(x), factor: FACTOR })).result);
+    if (calls % 97 === 0) checkScaled(x, /** @type {Float32Array} */ (r.data), 'rss array_scale');
+    if (calls + 1 === WARM) warm = sample();
+  }
+  const end = sample();
+  log(`payload rss: ${calls} calls of ${mib} MiB both ways; host ${f2(warm.host)} -> ${f2(end.host)} MiB, worker ${f2(warm.worker)} -> ${f2(end.worker)} MiB`);
+  return /** @type {RssProbe} */ ({ mib, calls, warm, end });
 }
 
 /**
- * Issue 14's targets, reported (info / MISS), never fatal: shared memory (part 2) is meant to meet them.
+ * Issue 14's targets, reported (info / MISS), never fatal: a shared machine's noise must not fail a run.
  * @param {PayloadRow[]} rows
+ * @param {RssProbe | undefined} rss
  * @returns {import('./lib/report.mjs').Check[]}
  */
-export function payloadChecks(rows) {
+export function payloadChecks(rows, rss) {
   /** @type {import('./lib/report.mjs').Check[]} */
   const checks = [];
+  const tools = { args: 'to the worker (array_sum)', result: 'back (array_fill)', both: 'both ways (array_scale)' };
   for (const r of rows.filter((x) => x.kase === 'snakepit')) {
-    const where = `${r.mib} MiB, ${r.dir === 'args' ? 'args only (array_sum)' : 'both ways (array_scale)'}`;
+    const where = `${r.mib} MiB, ${tools[r.dir]}`;
     const vsRaw = r.ratios['raw-grpc'];
     if (vsRaw !== undefined) {
       const goal = r.mib >= 64 ? 5 : r.mib >= 8 ? 2.5 : null;
@@ -264,7 +344,7 @@ export function payloadChecks(rows) {
         where,
         value: vsRaw,
         shown: `${f2(vsRaw)}×`,
-        target: goal ? `≥ ${goal}× (part 2)` : '(info)',
+        target: goal ? `≥ ${goal}×` : '(info)',
         ok: goal ? vsRaw >= goal : null,
       });
     }
@@ -276,12 +356,29 @@ export function payloadChecks(rows) {
         where,
         value: vsCopy,
         shown: `${f2(vsCopy)}×`,
-        target: goal ? `≥ ${goal}× (part 2)` : '(info)',
+        target: goal ? `≥ ${goal}×` : '(info)',
         ok: goal ? vsCopy >= goal : null,
       });
     }
+    const vsGrpc = r.ratios['snakepit-grpc'];
+    if (vsGrpc !== undefined)
+      checks.push({ check: 'payload MiB/s ÷ shared memory off', where, value: vsGrpc, shown: `${f2(vsGrpc)}×`, target: '(info)', ok: null });
     const vsJson = r.ratios.json;
     if (vsJson !== undefined) checks.push({ check: 'payload MiB/s ÷ JSON list', where, value: vsJson, shown: `${f2(vsJson)}×`, target: '(info)', ok: null });
+  }
+  if (rss) {
+    // Growth from the warm sample to the end; a region holds at most one call's 2 × 8 MiB here, so 16 MiB is the bound.
+    for (const side of /** @type {const} */ (['host', 'worker'])) {
+      const grown = rss.end[side] - rss.warm[side];
+      checks.push({
+        check: `payload RSS growth over ${rss.calls} calls of ${rss.mib} MiB`,
+        where: side,
+        value: grown,
+        shown: `${f2(rss.warm[side])} -> ${f2(rss.end[side])} MiB`,
+        target: '≤ +16 MiB',
+        ok: grown <= 16,
+      });
+    }
   }
   return checks;
 }
@@ -293,13 +390,14 @@ export function payloadMarkdown(rows) {
     '',
     'MiB/s counts the array bytes moved per round trip (once for `args`, twice for `both`). Ratios are MiB/s ÷ the baseline’s, paired rep by rep.',
     '',
-    '| MiB | direction | case | ms per round trip | MiB/s | ÷ raw gRPC | ÷ JSON | ÷ copy floor | reps |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| MiB | direction | case | ms per round trip | MiB/s | ÷ shm off | ÷ raw gRPC | ÷ JSON | ÷ copy floor | reps |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
-  const ratio = (/** @type {number|undefined} */ v) => (v === undefined ? '-' : f2(v));
+  const ratio = (/** @type {PayloadRow} */ r, /** @type {string} */ baseline) =>
+    r.kase.startsWith('snakepit') && r.ratios[baseline] !== undefined ? f2(r.ratios[baseline]) : '-';
   for (const r of rows)
     L.push(
-      `| ${r.mib} | ${r.dir} | ${r.kase} | ${f3(r.ms)} | ${f2(r.mibps)} | ${r.kase === 'snakepit' ? ratio(r.ratios['raw-grpc']) : '-'} | ${r.kase === 'snakepit' ? ratio(r.ratios.json) : '-'} | ${r.kase === 'snakepit' ? ratio(r.ratios['copy-floor']) : '-'} | ${r.reps} |`,
+      `| ${r.mib} | ${r.dir} | ${r.kase} | ${f3(r.ms)} | ${f2(r.mibps)} | ${r.kase === 'snakepit' ? ratio(r, 'snakepit-grpc') : '-'} | ${ratio(r, 'raw-grpc')} | ${ratio(r, 'json')} | ${ratio(r, 'copy-floor')} | ${r.reps} |`,
     );
   return L.join('\n');
 }

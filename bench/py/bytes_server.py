@@ -7,7 +7,9 @@ message of raw float32 bytes (identity serializers), viewed with ``np.frombuffer
 * ``/bench.Bytes/Sum``: the float32 sum, answered as 8 little-endian float64 bytes
   (``array_sum``: the array goes one way);
 * ``/bench.Bytes/Scale``: the first 8 bytes are a float64 factor, the rest the array;
-  answers ``x * factor`` as raw float32 bytes (``array_scale``: both ways).
+  answers ``x * factor`` as raw float32 bytes (``array_scale``: both ways);
+* ``/bench.Bytes/Fill``: a uint64 element count and a float64 value; answers that many
+  float32 copies of the value as raw bytes (``array_fill``: the array comes back only).
 
 Prints ``READY <address>`` once serving; exits on SIGTERM/SIGINT and on stdin EOF.
 """
@@ -41,6 +43,11 @@ def _scale(request: bytes, _ctx: grpc.ServicerContext) -> bytes:
     return (x * np.float32(factor)).tobytes()
 
 
+def _fill(request: bytes, _ctx: grpc.ServicerContext) -> bytes:
+    n, value = struct.unpack("<Qd", request)
+    return np.full(n, value, dtype="<f4").tobytes()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True, help="unix:///abs/path.sock")
@@ -57,6 +64,7 @@ def main() -> None:
     handlers = {
         "Sum": grpc.unary_unary_rpc_method_handler(_sum, request_deserializer=_ident, response_serializer=_ident),
         "Scale": grpc.unary_unary_rpc_method_handler(_scale, request_deserializer=_ident, response_serializer=_ident),
+        "Fill": grpc.unary_unary_rpc_method_handler(_fill, request_deserializer=_ident, response_serializer=_ident),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Bytes", handlers),))
     server.add_insecure_port(ns.address)

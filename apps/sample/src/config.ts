@@ -13,7 +13,7 @@ export interface SampleConfig {
   exposeTracebacks: boolean;
   bodyLimitBytes: number;
   /** Host-level lifecycle settings (leftover cleanup, watchdog, drain). */
-  lifecycle: Pick<SnakepitModuleOptions, 'instanceName' | 'stateDir' | 'socketDir' | 'watchdog' | 'drainTimeoutMs' | 'inheritEnv'>;
+  lifecycle: Pick<SnakepitModuleOptions, 'instanceName' | 'stateDir' | 'socketDir' | 'sharedMemoryDir' | 'watchdog' | 'drainTimeoutMs' | 'inheritEnv'>;
   /** Set when REDIS_URL is: this app is one node of a cluster. */
   cluster?: ClusterOptions;
 }
@@ -172,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
       instanceName: env.SNAKEPIT_INSTANCE || `sample-${integer(env, 'PORT', 3000)}`,
       stateDir: env.SNAKEPIT_STATE_DIR || undefined,
       socketDir: env.SNAKEPIT_SOCKET_DIR || undefined,
+      sharedMemoryDir: env.SNAKEPIT_SHARED_MEMORY_DIR || undefined,
       watchdog: env.SNAKEPIT_WATCHDOG === 'false' ? false : undefined,
       drainTimeoutMs: optionalInteger(env, 'SNAKEPIT_DRAIN_TIMEOUT_MS'),
       // Workers see only allow-listed variables; SNAKEPIT_INHERIT_ENV=A,B adds to the list.

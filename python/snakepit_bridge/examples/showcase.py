@@ -192,6 +192,19 @@ class ShowcaseAdapter(Adapter):
         return x * factor
 
     @array_tool
+    def array_fill(self, n: int, value: float) -> np.ndarray:
+        """A float32 array of n elements, each value: an array out only."""
+        if not 0 <= n <= 1 << 30:
+            raise ValueError(f"n must be between 0 and 2**30, got {n}")
+        return np.full(n, value, dtype=np.float32)
+
+    @array_tool
+    def array_hold(self, x: np.ndarray, ms: int, ctx: CallContext) -> float:
+        """Hold x for ms milliseconds (returning early when cancelled), then sum it: a call that keeps its array."""
+        ctx.sleep(ms / 1000)
+        return float(x.sum())
+
+    @array_tool
     def array_split(self, x: np.ndarray, parts: int) -> Iterator[np.ndarray]:
         """Stream x in parts pieces along its first axis (np.array_split): arrays in stream chunks."""
         yield from np.array_split(x, parts)

@@ -34,6 +34,9 @@ export class WorkerInfoDto implements WorkerInfo {
 
   @ApiProperty()
   uptimeMs: number;
+
+  @ApiProperty({ type: 'integer', description: 'Bytes of its shared-memory region held by its calls in flight' })
+  sharedMemoryBytes: number;
 }
 
 export class PoolInfoDto implements PoolInfo {

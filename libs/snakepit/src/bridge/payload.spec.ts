@@ -97,7 +97,7 @@ describe('payload decoding: blobs', () => {
   it('keeps a __proto__ key a key', () => {
     const value = decodePayload({
       json: Buffer.from('{"__proto__":null}'),
-      blobs: [{ path: [{ key: '__proto__', segment: 'key' }], dtype: 'bytes', shape: [], data: Buffer.from('z') }],
+      blobs: [{ path: [{ key: '__proto__', segment: 'key' }], dtype: 'bytes', shape: [], data: Buffer.from('z'), shared: null }],
     }) as Record<string, unknown>;
     expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
     expect(Object.hasOwn(value, '__proto__')).toBe(true);
@@ -110,7 +110,7 @@ describe('payload decoding: blobs', () => {
     const unaligned = message.subarray(9, 25);
     f32([1, 2, 3, 4]).copy(aligned);
     f32([5, 6, 7, 8]).copy(unaligned);
-    const blob = (key: string, data: Buffer) => ({ path: [{ key, segment: 'key' as const }], dtype: 'float32', shape: [4], data });
+    const blob = (key: string, data: Buffer) => ({ path: [{ key, segment: 'key' as const }], dtype: 'float32', shape: [4], data, shared: null });
     const value = decodePayload({ json: Buffer.from('{"a":null,"u":null}'), blobs: [blob('a', aligned), blob('u', unaligned)] }) as Record<
       string,
       NdArray<'float32'>
@@ -139,13 +139,13 @@ describe('payload decoding: blobs', () => {
       ['complex128', [2, 1], 32, Float64Array],
     ];
     for (const [dtype, shape, bytes, array] of cases) {
-      const value = decodePayload({ json: Buffer.from('null'), blobs: [{ path: [], dtype, shape, data: Buffer.alloc(bytes) }] }) as NdArray;
+      const value = decodePayload({ json: Buffer.from('null'), blobs: [{ path: [], dtype, shape, data: Buffer.alloc(bytes), shared: null }] }) as NdArray;
       expect([dtype, value.data.constructor]).toEqual([dtype, array]);
       expect(value.size).toBe(2);
     }
     const complex = decodePayload({
       json: Buffer.from('null'),
-      blobs: [{ path: [], dtype: 'complex64', shape: [1], data: f32([1.5, -2]) }],
+      blobs: [{ path: [], dtype: 'complex64', shape: [1], data: f32([1.5, -2]), shared: null }],
     }) as NdArray<'complex64'>;
     expect(Array.from(complex.data)).toEqual([1.5, -2]);
   });
@@ -153,7 +153,10 @@ describe('payload decoding: blobs', () => {
   it('refuses malformed blobs with SERIALIZATION_ERROR naming the path', () => {
     const one = (json: string, blob: Record<string, unknown>) =>
       errorOf(() =>
-        decodePayload({ json: Buffer.from(json), blobs: [{ path: [], dtype: 'float32', shape: [1], data: f32([1]), ...blob }] as Payload__Output['blobs'] }),
+        decodePayload({
+          json: Buffer.from(json),
+          blobs: [{ path: [], dtype: 'float32', shape: [1], data: f32([1]), shared: null, ...blob }] as Payload__Output['blobs'],
+        }),
       );
     const key = (k: string) => ({ key: k, segment: 'key' as const });
     const cases: Array<[SnakepitError | undefined, string, RegExp]> = [
@@ -171,7 +174,9 @@ describe('payload decoding: blobs', () => {
       expect(error?.details.path).toBe(path);
       expect(error?.message).toMatch(reason);
     }
-    const beside = errorOf(() => decodePayload({ binary: Buffer.from('x'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.from('y') }] }));
+    const beside = errorOf(() =>
+      decodePayload({ binary: Buffer.from('x'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.from('y'), shared: null }] }),
+    );
     expect(beside?.code).toBe('SERIALIZATION_ERROR');
   });
 });

@@ -7,7 +7,6 @@ import { hostMessageBytes } from './frame-size';
 import { WorkerChannel, type CallListener } from './worker-channel';
 import type { SharedPayloads } from '../shared-memory/shared-memory.interfaces';
 import { WorkerRegions } from '../shared-memory/worker-regions';
-import type { WorkerFrame__Output } from './generated/snakepit/bridge/v1/WorkerFrame';
 import type { WorkerMessage__Output } from './generated/snakepit/bridge/v1/WorkerMessage';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -211,8 +210,11 @@ describe('WorkerChannel over shared memory', () => {
   let stream: RecordingStream;
   let ended: WorkerMessage__Output[];
   const ending: CallListener = { chunk: () => undefined, end: (message) => ended.push(message), broken: () => undefined };
-  const bigCall = (bytes: Buffer) => ({ tool: 'sum', args: { json: Buffer.from('{"x":null}'), blobs: [{ path: [{ key: 'x' }], dtype: 'bytes', shape: [], data: bytes }] } });
-  const answer = (message: Partial<WorkerMessage__Output> & { id: number }) => stream.emit('data', { messages: [message] } as WorkerFrame__Output);
+  const bigCall = (bytes: Buffer) => ({
+    tool: 'sum',
+    args: { json: Buffer.from('{"x":null}'), blobs: [{ path: [{ key: 'x' }], dtype: 'bytes', shape: [], data: bytes }] },
+  });
+  const answer = (message: Partial<WorkerMessage__Output> & { id: number }) => stream.emit('data', { messages: [message] });
 
   beforeEach(() => {
     ended = [];
@@ -235,13 +237,17 @@ describe('WorkerChannel over shared memory', () => {
     expect(blob.data).toBeUndefined();
     const { offset, length } = blob.shared as { offset: number; length: number };
     expect(length).toBe(5000);
-    expect(readFileSync(regions.inPath).subarray(offset, offset + length).equals(bytes)).toBe(true);
+    expect(
+      readFileSync(regions.inPath)
+        .subarray(offset, offset + length)
+        .equals(bytes),
+    ).toBe(true);
     expect(regions.inUse).toBeGreaterThanOrEqual(5000);
     answer({ id, kind: 'result', result: { value: { json: Buffer.from('1'), blobs: [] }, session: null } });
     expect(regions.inUse).toBe(0);
   });
 
-  it('keeps a blob under the threshold, and the caller\'s own payload, as they were', async () => {
+  it("keeps a blob under the threshold, and the caller's own payload, as they were", async () => {
     const call = bigCall(Buffer.alloc(100));
     channel.call(call, ending);
     await Promise.resolve();
@@ -267,7 +273,14 @@ describe('WorkerChannel over shared memory', () => {
     const id = channel.call({ tool: 'make', args: { json: Buffer.from('{}') } }, ending)!;
     await Promise.resolve();
     writeFileSync(regions.outPath, Buffer.concat([Buffer.alloc(128), Buffer.from('shared result bytes')]));
-    answer({ id, kind: 'result', result: { value: { json: Buffer.from('null'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset: 128, length: 19 } }] }, session: null } });
+    answer({
+      id,
+      kind: 'result',
+      result: {
+        value: { json: Buffer.from('null'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset: 128, length: 19 } }] },
+        session: null,
+      },
+    });
     expect(ended[0].result!.value!.blobs[0].data.toString()).toBe('shared result bytes');
     await nextTurn();
     expect(stream.frames[1]).toEqual([{ id: 0, release: { offsets: [128] } }]);
@@ -276,7 +289,14 @@ describe('WorkerChannel over shared memory', () => {
   it('ends a call whose result slot lies outside the region with SERIALIZATION_ERROR, and still hands the slot back', async () => {
     const id = channel.call({ tool: 'make', args: { json: Buffer.from('{}') } }, ending)!;
     await Promise.resolve();
-    answer({ id, kind: 'result', result: { value: { json: Buffer.from('null'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset: 64, length: 1 << 20 } }] }, session: null } });
+    answer({
+      id,
+      kind: 'result',
+      result: {
+        value: { json: Buffer.from('null'), blobs: [{ path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset: 64, length: 1 << 20 } }] },
+        session: null,
+      },
+    });
     expect(ended[0].error!.error).toMatchObject({ code: 'SERIALIZATION_ERROR' });
     await nextTurn();
     expect(stream.frames[1]).toEqual([{ id: 0, release: { offsets: [64] } }]);

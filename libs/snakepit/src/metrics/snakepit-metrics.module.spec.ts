@@ -17,6 +17,7 @@ const worker = (id: string, state: WorkerInfo['state'], busy = 0): WorkerInfo =>
   capacity: 1,
   requestsServed: 0,
   uptimeMs: 1,
+  sharedMemoryBytes: 0,
 });
 
 /** What the metrics read from the pools; a test changes it between scrapes. */

@@ -230,20 +230,25 @@ function resolveSharedMemory(
   options: SharedMemoryOptions | false | undefined,
   maxPayloadBytes: number,
 ): Required<SharedMemoryOptions> | false {
-  // Off unless asked for, until the worker side lands (issue 14, part 2).
-  if (options === false || options === undefined) return false;
+  if (options === false) return false;
   for (const key of Object.keys(options ?? {})) {
-    if (!SHARED_MEMORY_OPTION_NAMES.includes(key)) problems.push(`${where}.sharedMemory.${key} is not a shared-memory option (known: ${SHARED_MEMORY_OPTION_NAMES.join(', ')})`);
+    if (!SHARED_MEMORY_OPTION_NAMES.includes(key))
+      problems.push(`${where}.sharedMemory.${key} is not a shared-memory option (known: ${SHARED_MEMORY_OPTION_NAMES.join(', ')})`);
   }
   const resolved = {
     thresholdBytes: SHARED_MEMORY_DEFAULTS.thresholdBytes,
-    regionBytes: Math.max(SHARED_MEMORY_DEFAULTS.minRegionBytes, SHARED_MEMORY_DEFAULTS.regionPayloads * (Number.isInteger(maxPayloadBytes) ? maxPayloadBytes : 0)),
+    regionBytes: Math.max(
+      SHARED_MEMORY_DEFAULTS.minRegionBytes,
+      SHARED_MEMORY_DEFAULTS.regionPayloads * (Number.isInteger(maxPayloadBytes) ? maxPayloadBytes : 0),
+    ),
     ...stripUndefined(options ?? {}),
   };
   positiveInteger(problems, `${where}.sharedMemory.thresholdBytes`, resolved.thresholdBytes);
   positiveInteger(problems, `${where}.sharedMemory.regionBytes`, resolved.regionBytes, Number.MAX_SAFE_INTEGER);
   if (Number.isInteger(resolved.regionBytes) && resolved.regionBytes < maxPayloadBytes) {
-    problems.push(`${where}.sharedMemory.regionBytes (${resolved.regionBytes}) must be at least maxPayloadBytes (${maxPayloadBytes}), or a call of the largest payload could never fit`);
+    problems.push(
+      `${where}.sharedMemory.regionBytes (${resolved.regionBytes}) must be at least maxPayloadBytes (${maxPayloadBytes}), or a call of the largest payload could never fit`,
+    );
   }
   return resolved;
 }

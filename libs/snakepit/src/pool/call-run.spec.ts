@@ -43,7 +43,7 @@ function answering(reply: WorkerMessage__Output): PoolWorker {
     stop: () => Promise.resolve(),
     whenIdle: () => Promise.resolve(),
     checkHealth: () => Promise.resolve('SERVING'),
-    info: () => ({ id: 'p-1', pid: 1, state: 'ready' as const, busy: 0, capacity: 1, requestsServed: 0, uptimeMs: 0 }),
+    info: () => ({ id: 'p-1', pid: 1, state: 'ready' as const, busy: 0, capacity: 1, requestsServed: 0, uptimeMs: 0, sharedMemoryBytes: 0 }),
   };
   return worker as PoolWorker;
 }

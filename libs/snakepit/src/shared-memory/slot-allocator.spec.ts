@@ -44,7 +44,7 @@ describe('SlotAllocator', () => {
 
   it('ignores a release of an offset that is not a live slot', () => {
     const allocator = new SlotAllocator(4096);
-    const slot = allocator.allocate(10) as number;
+    const slot = allocator.allocate(10)!;
     expect(allocator.release(slot + 64)).toBe(false);
     expect(allocator.release(slot)).toBe(true);
     expect(allocator.release(slot)).toBe(false);

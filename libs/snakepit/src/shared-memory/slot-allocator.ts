@@ -73,7 +73,7 @@ export class SlotAllocator {
     this.free.splice(index, 0, { offset, length: size });
     // Merge with the next range, then with the previous one.
     const next = this.free[index + 1];
-    if (next && offset + size === next.offset) {
+    if (offset + size === next?.offset) {
       this.free[index].length += next.length;
       this.free.splice(index + 1, 1);
     }

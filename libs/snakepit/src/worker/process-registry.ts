@@ -285,7 +285,13 @@ export class ProcessRegistry {
   }
 
   private flush(): void {
-    const contents: RegistryContents = { runId: this.runId, host: this.host, workers: [...this.workers.values()], socketDir: this.options.socketDir, sharedDir: this.options.sharedDir };
+    const contents: RegistryContents = {
+      runId: this.runId,
+      host: this.host,
+      workers: [...this.workers.values()],
+      socketDir: this.options.socketDir,
+      sharedDir: this.options.sharedDir,
+    };
     const dir = dirname(this.path);
     try {
       if (ensureStateDir(dir)) this.warn('recreated', { msg: 'the state directory had disappeared (a /tmp cleaner?); re-created it', stateDir: dir });

@@ -97,7 +97,11 @@ export class WorkerRuntime {
         this.removeDirs();
         throw new SnakepitConfigError([`sharedMemoryDir ${path} cannot hold the run's shared memory: ${(error as Error).message}`]);
       }
-      logger.warn({ msg: 'shared memory is off: its directory is not usable; arrays and bytes travel in gRPC messages', dir: path, reason: (error as Error).message });
+      logger.warn({
+        msg: 'shared memory is off: its directory is not usable; arrays and bytes travel in gRPC messages',
+        dir: path,
+        reason: (error as Error).message,
+      });
       return undefined;
     }
   }

@@ -26,6 +26,8 @@ export interface WorkerInfo {
   capacity: number;
   requestsServed: number;
   uptimeMs: number;
+  /** Bytes of the worker's shared-memory region held by its calls in flight (0 without shared memory). */
+  sharedMemoryBytes: number;
 }
 
 export interface HeartbeatOptions {
@@ -84,6 +86,7 @@ export class Worker implements PoolWorker {
   crashReason?: WorkerCrashReason;
   private readonly recentOutput: string[] = [];
   private channel?: WorkerChannel;
+  private regions?: WorkerRegions;
   private heartbeatTimer?: NodeJS.Timeout;
   /** False once the data stream broke: the worker takes no call while it dies. */
   private connected = true;
@@ -120,6 +123,7 @@ export class Worker implements PoolWorker {
       throw error;
     }
     worker = new Worker(options.workerId, options.pool, proc, options.logger);
+    worker.regions = regions;
     const self = worker;
     // The exit handler comes first: whatever fails below, a dying process is still reported.
     void proc.exited.then((exit) => {
@@ -335,6 +339,7 @@ export class Worker implements PoolWorker {
       capacity: this.capacity,
       requestsServed: this.requestsServed,
       uptimeMs: Date.now() - this.startedAt,
+      sharedMemoryBytes: this.regions?.inUse ?? 0,
     };
   }
 

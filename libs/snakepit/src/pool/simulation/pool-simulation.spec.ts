@@ -44,6 +44,7 @@ function poolConfig(prng: Prng): ResolvedPoolOptions {
     adapter: 'sim:Adapter',
     python: 'python3',
     env: {},
+    sharedMemory: false,
     profile: thread ? 'thread' : 'process',
     capacityPerWorker: thread ? prng.int(2, 4) : 1,
     pipelineDepth: prng.chance(0.2) ? prng.int(1, 2) : 0,

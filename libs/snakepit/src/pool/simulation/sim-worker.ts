@@ -137,6 +137,7 @@ export class SimWorker implements PoolWorker {
       capacity: this.capacity,
       requestsServed: this.requestsServed,
       uptimeMs: Date.now() - this.startedAt,
+      sharedMemoryBytes: 0,
     };
   }
 
