@@ -12,6 +12,10 @@ describe('processGroupRss', () => {
     expect(residentBytes('Name:\tkthreadd\nState:\tS (sleeping)\n')).toBeUndefined();
   });
 
+  it('leaves out the shared-memory pages the worker maps (RssShmem): the regions are not its own growth', () => {
+    expect(residentBytes('VmRSS:\t  102400 kB\nRssAnon:\t 30000 kB\nRssFile:\t 8400 kB\nRssShmem:\t 64000 kB\n')).toBe(38_400 * 1024);
+  });
+
   it('sums the resident memory of a whole process group', async () => {
     // A group leader holding 64 MiB it has written to (so the pages are resident), and a child of its own.
     const script =

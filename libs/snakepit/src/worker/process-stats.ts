@@ -33,11 +33,15 @@ export function processGroupRss(groupIds: Iterable<number>): Map<number, number>
 }
 
 /**
- * VmRSS of a /proc/<pid>/status text, in bytes. The kernel gives it in kB
+ * VmRSS of a /proc/<pid>/status text less its RssShmem, in bytes: the pages
+ * of shared-memory regions a worker maps are the run's, not the worker's own
+ * growth, and must not get it recycled for memory. The kernel gives both in kB
  * whatever the page size, unlike /proc/<pid>/stat, which counts pages (4, 16
  * or 64 KiB depending on the kernel). Kernel threads have none: undefined.
  */
 export function residentBytes(status: string): number | undefined {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  return match ? Number(match[1]) * 1024 : undefined;
+  if (!match) return undefined;
+  const shared = /^RssShmem:\s+(\d+) kB$/m.exec(status);
+  return (Number(match[1]) - (shared ? Number(shared[1]) : 0)) * 1024;
 }
