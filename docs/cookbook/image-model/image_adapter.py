@@ -49,7 +49,8 @@ def sobel_magnitude(image: np.ndarray) -> np.ndarray:
 
     gx = (at(0, 2) - at(0, 0)) + 2 * (at(1, 2) - at(1, 0)) + (at(2, 2) - at(2, 0))
     gy = (at(2, 0) - at(0, 0)) + 2 * (at(2, 1) - at(0, 1)) + (at(2, 2) - at(0, 2))
-    return np.sqrt(gx * gx + gy * gy)
+    magnitude: np.ndarray = np.sqrt(gx * gx + gy * gy)
+    return magnitude
 
 
 class ImageAdapter(Adapter):
@@ -91,7 +92,8 @@ class ImageAdapter(Adapter):
     @tool(description="The edge map of an RGB image: a uint8 (H - 2, W - 2) image")
     def edges(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         _check_image(image)
-        return np.clip(np.rint(sobel_magnitude(image)), 0, 255).astype(np.uint8)
+        edges: npt.NDArray[np.uint8] = np.clip(np.rint(sobel_magnitude(image)), 0, 255).astype(np.uint8)
+        return edges
 
     @tool(description="The classes, the seed and the weights the worker drew at setup")
     def model_info(self) -> dict[str, Any]:
