@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,11 +90,14 @@ function hostFds(pid: number): { total: number; sockets: number } {
 }
 
 describe('chaos: host death', () => {
-  it('SIGKILL of the host with 8 busy workers: no Python process of that run is alive 5 s later, nothing left on disk', async () => {
+  it('SIGKILL of the host with 8 busy workers: no Python process of that run is alive 5 s later, nothing left on disk or in shared memory', async () => {
     const socketRoot = mkdtempSync(join(tmpdir(), 'snakepit-chaos-sock-'));
     const stateDir = mkdtempSync(join(tmpdir(), 'snakepit-chaos-state-'));
-    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '8', SNAKEPIT_SOCKET_DIR: socketRoot, SNAKEPIT_STATE_DIR: stateDir });
+    const shmRoot = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'snakepit-chaos-shm-'));
+    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '8', SNAKEPIT_SOCKET_DIR: socketRoot, SNAKEPIT_STATE_DIR: stateDir, SNAKEPIT_SHARED_MEMORY_DIR: shmRoot });
     try {
+      // Each worker's two region files (8 here and the other pools'), in the run's own directory.
+      expect(readdirSync(shmRoot).flatMap((dir) => readdirSync(join(shmRoot, dir))).length).toBeGreaterThanOrEqual(16);
       const inFlight = Array.from({ length: 8 }, () => execute(app, 'sleep', { ms: 60_000 }));
       const workers = await eventually(async () => {
         const list = await app.workers();
@@ -106,10 +109,13 @@ describe('chaos: host death', () => {
       expect((await Promise.all(inFlight)).every((o) => o.status === 0)).toBe(true);
       // The watchdog also removed the run's socket directory and its registry entry.
       await eventually(() => (readdirSync(socketRoot).length === 0 && readdirSync(stateDir).length === 0) || undefined, 5_000, 50);
+      // And the run's shared-memory directory, regions and all.
+      await eventually(() => readdirSync(shmRoot).length === 0 || undefined, 5_000, 50);
     } finally {
       await app.stop('SIGKILL');
       rmSync(socketRoot, { recursive: true, force: true });
       rmSync(stateDir, { recursive: true, force: true });
+      rmSync(shmRoot, { recursive: true, force: true });
     }
   });
 
