@@ -94,7 +94,12 @@ describe('chaos: host death', () => {
     const socketRoot = mkdtempSync(join(tmpdir(), 'snakepit-chaos-sock-'));
     const stateDir = mkdtempSync(join(tmpdir(), 'snakepit-chaos-state-'));
     const shmRoot = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'snakepit-chaos-shm-'));
-    const app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '8', SNAKEPIT_SOCKET_DIR: socketRoot, SNAKEPIT_STATE_DIR: stateDir, SNAKEPIT_SHARED_MEMORY_DIR: shmRoot });
+    const app = await startSampleApp({
+      SNAKEPIT_POOL_SIZE: '8',
+      SNAKEPIT_SOCKET_DIR: socketRoot,
+      SNAKEPIT_STATE_DIR: stateDir,
+      SNAKEPIT_SHARED_MEMORY_DIR: shmRoot,
+    });
     try {
       // Each worker's two region files (8 here and the other pools'), in the run's own directory.
       expect(readdirSync(shmRoot).flatMap((dir) => readdirSync(join(shmRoot, dir))).length).toBeGreaterThanOrEqual(16);
