@@ -184,6 +184,9 @@ class OutRegion:
         self._map: mmap.mmap | None = mmap.mmap(self._fd, self._size) if self._size else None
         self._allocator = SlotAllocator(cap)
         self._lock = threading.Lock()
+        # Every page below this offset is reserved: tmpfs keeps reserved pages (nothing punches
+        # holes), so only a slot reaching past it pays for posix_fallocate, once.
+        self._reserved_end = 0
 
     @property
     def cap(self) -> int:
@@ -203,20 +206,12 @@ class OutRegion:
                 raise RegionFull(length, self._allocator.free_bytes, "no free block is large enough")
             try:
                 target = self._mapping_to(offset + length)
+                self._reserve_to(offset + length)
             except OSError as exc:
                 self._allocator.free(offset)
                 raise self._full(length, exc) from None
         # Outside the lock: other tools' threads place and copy at the same time. The mapping
         # object is this thread's reference, so a remap by another thread cannot unmap it.
-        try:
-            os.posix_fallocate(self._fd, offset, length)
-        except OSError as exc:
-            # A file system without fallocate is not tmpfs, which is where an unreserved page can SIGBUS.
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
-                self.free([offset])
-                if exc.errno in _NO_ROOM:
-                    raise RegionFull(length, self.free_bytes, f"reserving its pages failed: {exc.strerror}") from None
-                raise
         _copy(target, offset, data, length)
         return pb.SharedSlot(offset=offset, length=length)
 
@@ -231,6 +226,18 @@ class OutRegion:
         self._map = mmap.mmap(self._fd, size)
         self._size = size
         return self._map
+
+    def _reserve_to(self, end: int) -> None:
+        # Caller holds the lock. On tmpfs a write to an unreserved page past the space left is
+        # SIGBUS; posix_fallocate turns it into ENOSPC. Another file system is not tmpfs.
+        if end <= self._reserved_end:
+            return
+        try:
+            os.posix_fallocate(self._fd, self._reserved_end, end - self._reserved_end)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+        self._reserved_end = end
 
     def _full(self, length: int, exc: OSError) -> Exception:
         if exc.errno in _NO_ROOM:
