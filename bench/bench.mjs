@@ -21,7 +21,7 @@ import { pyshellPool } from './lib/pyshell.mjs';
 import { startSnakepit } from './lib/snakepit.mjs';
 import { startGateway, startSampleApp } from './lib/http.mjs';
 import { f0, f2, f3, fk, loadTable, pairwise, summarize, targetsTable } from './lib/report.mjs';
-import { payloadChecks, payloadMarkdown, sectionPayload } from './payload.mjs';
+import { payloadChecks, payloadMarkdown, sectionPayload, thresholdMarkdown } from './payload.mjs';
 
 // ------------------------------------------------------------------ options
 const { values: opt } = parseArgs({
@@ -547,8 +547,14 @@ async function sectionStream() {
 let payload = [];
 /** @type {import('./payload.mjs').RssProbe | undefined} */
 let payloadRss;
+/** @type {import('./payload.mjs').ThresholdRow[] | undefined} */
+let payloadThreshold;
 async function sectionPayloadRun() {
-  ({ rows: payload, rss: payloadRss } = await sectionPayload({ smoke: SMOKE, sizesMib: PAYLOAD_MIB, socketDir, log, wanted, spExtra: SP_EXTRA }));
+  ({
+    rows: payload,
+    rss: payloadRss,
+    threshold: payloadThreshold,
+  } = await sectionPayload({ smoke: SMOKE, sizesMib: PAYLOAD_MIB, socketDir, log, wanted, spExtra: SP_EXTRA }));
 }
 
 // ------------------------------------------------------------------ targets and report
@@ -835,6 +841,10 @@ function markdown(meta, rows, checks) {
     L.push('');
     L.push(payloadMarkdown(payload));
   }
+  if (payloadThreshold) {
+    L.push('');
+    L.push(thresholdMarkdown(payloadThreshold));
+  }
   if (meta.errors.length) {
     L.push('');
     L.push('### Errors');
@@ -901,7 +911,10 @@ async function main() {
   mkdirSync(opt.out, { recursive: true });
   const stamp = meta.date.replace(/[:.]/g, '-');
   const base = `${meta.mode}-${stamp}`;
-  writeFileSync(path.join(opt.out, `${base}.json`), JSON.stringify({ meta, checks, rows, cells, cold, scale, memory, streams, payload, payloadRss }, null, 2));
+  writeFileSync(
+    path.join(opt.out, `${base}.json`),
+    JSON.stringify({ meta, checks, rows, cells, cold, scale, memory, streams, payload, payloadRss, payloadThreshold }, null, 2),
+  );
   writeFileSync(path.join(opt.out, `${base}.md`), md + '\n');
   writeFileSync(path.join(opt.out, `latest-${meta.mode}.md`), md + '\n');
   await stopAll();

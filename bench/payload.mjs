@@ -79,16 +79,20 @@ function checkFilled(/** @type {unknown} */ r, /** @type {number} */ n, /** @typ
 const FILL = 0.75;
 
 /**
- * RSS over 1,000 large calls: both ways through shared memory, sampled once the
- * pages are warm (after WARM calls) and at the end; growth beyond the noise would be a leak.
+ * RSS over 1,000 large calls both ways through shared memory, sampled every
+ * SAMPLE_EVERY calls once the pages are warm (after WARM calls). A heap's RSS
+ * swings with its collector, so the peaks of the first and the second half are
+ * compared: a leak raises the second; noise does not.
+ * @typedef {{ host: number, worker: number, workerShmem: number }} RssSample  MiB
  * @typedef {object} RssProbe
  * @property {number} mib         array size of each call
  * @property {number} calls       calls made (1,000 unless the time bound stopped it)
- * @property {{ host: number, worker: number, workerShmem: number }} warm   MiB after WARM calls
- * @property {{ host: number, worker: number, workerShmem: number }} end    MiB after the last call
+ * @property {RssSample} warm     peaks over the first half
+ * @property {RssSample} end      peaks over the second half
  */
 const RSS_CALLS = 1000;
 const WARM = 50;
+const SAMPLE_EVERY = 25;
 
 /** VmRSS and RssShmem (the mapped region pages) of a process, in MiB. */
 function procRss(/** @type {number} */ pid) {
@@ -165,6 +169,8 @@ export async function sectionPayload(o) {
   const rows = [];
   /** @type {RssProbe | undefined} */
   let rss;
+  /** @type {ThresholdRow[] | undefined} */
+  let threshold;
   const fd = openSync(region, 'w+', 0o600);
   try {
     sp = await startSnakepit({ size: 1, ...o.spExtra, poolOptions: { maxPayloadBytes, ...o.spExtra.poolOptions } });
@@ -291,6 +297,7 @@ export async function sectionPayload(o) {
       }
       o.log(`payload ${mib} MiB: ${here.map((r) => `${r.kase}/${r.dir} ${f3(r.ms)} ms`).join(', ')}`);
     }
+    if (!o.smoke && o.wanted('payload-threshold')) threshold = await sweepThreshold(/** @type {NonNullable<typeof spGrpc>} */ (spGrpc), o);
     if (!o.smoke && o.wanted('payload-rss')) rss = await probeRss(sp, o.log);
   } finally {
     closeSync(fd);
@@ -299,7 +306,70 @@ export async function sectionPayload(o) {
     await sp?.close();
     await spGrpc?.close();
   }
-  return { rows, rss };
+  return { rows, rss, threshold };
+}
+
+/**
+ * Where shared memory starts to pay: array_scale round trips of small arrays with
+ * every blob through the regions (thresholdBytes 1) and with none (sharedMemory
+ * false), interleaved; the default thresholdBytes is chosen from these rows.
+ * @typedef {{ kib: number, sharedMs: number, grpcMs: number, ratio: number, reps: number }} ThresholdRow
+ */
+const THRESHOLD_KIB = [16, 64, 128, 256, 512, 1024];
+const THRESHOLD_REPS = 40;
+
+async function sweepThreshold(
+  /** @type {NonNullable<Awaited<ReturnType<typeof startSnakepit>>>} */ spGrpc,
+  /** @type {{ spExtra: { poolOptions?: Record<string, unknown>, env?: Record<string, string> }, log: (...a: unknown[]) => void }} */ o,
+) {
+  const spAll = await startSnakepit({ size: 1, ...o.spExtra, poolOptions: { sharedMemory: { thresholdBytes: 1 }, ...o.spExtra.poolOptions } });
+  /** @type {ThresholdRow[]} */
+  const rows = [];
+  try {
+    for (const kib of THRESHOLD_KIB) {
+      const x = makeArray(kib * 1024);
+      const once = async (/** @type {import('@snakepit/nestjs').PoolService} */ pools) => {
+        const t0 = performance.now();
+        const r = /** @type {any} */ ((await pools.execute('array_scale', { x: NdArray.from(x), factor: FACTOR })).result);
+        const ms = performance.now() - t0;
+        checkScaled(x, /** @type {Float32Array} */ (r.data), `threshold ${kib} KiB`);
+        return ms;
+      };
+      await once(spAll.pools);
+      await once(spGrpc.pools);
+      /** @type {number[]} */ const shared = [];
+      /** @type {number[]} */ const grpcOnly = [];
+      const deadline = performance.now() + 20_000;
+      for (let rep = 0; rep < THRESHOLD_REPS && performance.now() < deadline; rep++) {
+        shared.push(await once(spAll.pools));
+        grpcOnly.push(await once(spGrpc.pools));
+      }
+      const row = {
+        kib,
+        sharedMs: median(shared),
+        grpcMs: median(grpcOnly),
+        ratio: median(shared.map((ms, i) => grpcOnly[i] / ms)),
+        reps: shared.length,
+      };
+      rows.push(row);
+      o.log(`payload threshold ${kib} KiB: shared ${f3(row.sharedMs)} ms, gRPC ${f3(row.grpcMs)} ms (${f2(row.ratio)}×)`);
+    }
+  } finally {
+    await spAll.close();
+  }
+  return rows;
+}
+
+/** @param {ThresholdRow[]} rows */
+export function thresholdMarkdown(rows) {
+  const L = [
+    '### Shared-memory threshold: array_scale, every blob through the regions vs none',
+    '',
+    '| KiB | ms, shared memory | ms, gRPC messages | speed-up | reps |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of rows) L.push(`| ${r.kib} | ${f3(r.sharedMs)} | ${f3(r.grpcMs)} | ${f2(r.ratio)}× | ${r.reps} |`);
+  return L.join('\n');
 }
 
 /** 1,000 calls of array_scale on an 8 MiB array through shared memory, with RSS sampled warm and at the end. */
@@ -311,15 +381,23 @@ async function probeRss(/** @type {NonNullable<Awaited<ReturnType<typeof startSn
     const worker = procRss(workerPid);
     return { host: process.memoryUsage().rss / MIB, worker: worker.rss, workerShmem: worker.shmem };
   };
-  let warm = sample();
+  /** @type {RssSample[]} */
+  const samples = [];
   const deadline = performance.now() + 180_000;
   let calls = 0;
   for (; calls < RSS_CALLS && performance.now() < deadline; calls++) {
     const r = /** @type {any} */ ((await sp.pools.execute('array_scale', { x: NdArray.from(x), factor: FACTOR })).result);
     if (calls % 97 === 0) checkScaled(x, /** @type {Float32Array} */ (r.data), 'rss array_scale');
-    if (calls + 1 === WARM) warm = sample();
+    if (calls + 1 >= WARM && (calls + 1) % SAMPLE_EVERY === 0) samples.push(sample());
   }
-  const end = sample();
+  const peak = (/** @type {RssSample[]} */ part) => ({
+    host: Math.max(...part.map((p) => p.host)),
+    worker: Math.max(...part.map((p) => p.worker)),
+    workerShmem: Math.max(...part.map((p) => p.workerShmem)),
+  });
+  const half = Math.ceil(samples.length / 2);
+  const warm = peak(samples.slice(0, half));
+  const end = peak(samples.slice(half));
   log(`payload rss: ${calls} calls of ${mib} MiB both ways; host ${f2(warm.host)} -> ${f2(end.host)} MiB, worker ${f2(warm.worker)} -> ${f2(end.worker)} MiB`);
   return /** @type {RssProbe} */ ({ mib, calls, warm, end });
 }
@@ -367,7 +445,7 @@ export function payloadChecks(rows, rss) {
     if (vsJson !== undefined) checks.push({ check: 'payload MiB/s ÷ JSON list', where, value: vsJson, shown: `${f2(vsJson)}×`, target: '(info)', ok: null });
   }
   if (rss) {
-    // Growth from the warm sample to the end; a region holds at most one call's 2 × 8 MiB here, so 16 MiB is the bound.
+    // Peak growth from the first half to the second; a region holds at most one call's 8 MiB each way here, so 16 MiB is the bound.
     for (const side of /** @type {const} */ (['host', 'worker'])) {
       const grown = rss.end[side] - rss.warm[side];
       checks.push({

@@ -55,6 +55,14 @@ describe('sample app: arrays and bytes over gRPC', () => {
     expect(float32Of(blob)).toEqual([0.5, -1, 1.5, -2, 2.5, -3]);
   });
 
+  it('an array larger than grpc-js’s 4 MiB default both ways: 6 MiB of float32 in, scaled back out', async () => {
+    const x = Float32Array.from({ length: 1536 * 1024 }, (_, i) => (i % 1000) - 500);
+    const out = await execute('array_scale', '{"x":null,"factor":2}', [{ path: [key('x')], dtype: 'float32', shape: [x.length], data: bytesOf(x) }]);
+    const y = float32Of(out.blobs[0]);
+    expect(y.length).toBe(x.length);
+    expect(y.every((v, i) => v === x[i] * 2)).toBe(true);
+  });
+
   it('int64 values beyond 2^53 and nested arrays keep their exact bits both ways', async () => {
     const big = new BigInt64Array([2n ** 62n + 1n, -(2n ** 63n)]);
     const out = await execute('echo', '{"value":{"meta":{"n":1},"items":[1,null]}}', [

@@ -24,7 +24,11 @@ type UnaryMethod = 'Execute' | 'CreateSession' | 'GetSession' | 'DeleteSession' 
 export function snakepitClient(address: string) {
   // The proto-loader stubs give the loaded package its types (apps/sample/src/generated, built by scripts/setup.mjs).
   const { Snakepit } = (grpc.loadPackageDefinition(loadDefinition()) as unknown as ProtoGrpcType).snakepit.v1;
-  const client = new Snakepit(address, grpc.credentials.createInsecure());
+  // Room for the large arrays some specs send (the sample app takes up to GRPC_MAX_MESSAGE_BYTES).
+  const client = new Snakepit(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
   // Calls go by path, as the generated methods make them. The cast restates what SnakepitDefinition says of `name`:
   // tsc cannot follow a generic key into the conditional types above.
   const method = <M extends keyof SnakepitDefinition>(name: M) =>

@@ -7,6 +7,8 @@ export interface SampleConfig {
   port: number;
   grpcHost: string;
   grpcPort: number;
+  /** The largest message the public gRPC server takes and sends (GRPC_MAX_MESSAGE_BYTES, default 64 MiB, like the binary route). */
+  grpcMaxMessageBytes: number;
   python: string;
   pools: PoolOptions[];
   logLevel: string;
@@ -162,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
     port: integer(env, 'PORT', 3000),
     grpcHost: env.GRPC_HOST || '127.0.0.1',
     grpcPort: integer(env, 'GRPC_PORT', 50051),
+    grpcMaxMessageBytes: integer(env, 'GRPC_MAX_MESSAGE_BYTES', 64 * 1024 * 1024),
     python: env.SNAKEPIT_PYTHON || resolve(REPO_ROOT, '.venv', 'bin', 'python'),
     pools: parsePools(env),
     logLevel: env.LOG_LEVEL || 'info',

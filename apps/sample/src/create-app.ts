@@ -51,6 +51,9 @@ export async function createApp(config: SampleConfig): Promise<INestApplication>
         protoPath: SNAKEPIT_PROTO,
         loader: { ...PROTO_LOADER_OPTIONS, includeDirs: [locateProtoRoot()] },
         url: `${config.grpcHost}:${config.grpcPort}`,
+        // grpc-js takes 4 MiB by default: too little for the arrays the API carries as blobs.
+        maxReceiveMessageLength: config.grpcMaxMessageBytes,
+        maxSendMessageLength: config.grpcMaxMessageBytes,
         gracefulShutdown: true,
         onLoadPackageDefinition: (_definition: unknown, server: Parameters<GrpcHealthPublisher['addToServer']>[0]) => {
           health.addToServer(server);

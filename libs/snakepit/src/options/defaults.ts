@@ -55,7 +55,7 @@ export const POOL_DEFAULTS = {
 
 export const SHARED_MEMORY_DEFAULTS = {
   dir: '/dev/shm',
-  thresholdBytes: 256 * 1024,
+  thresholdBytes: 128 * 1024,
   /** regionBytes: this many times the pool's maxPayloadBytes, and at least minRegionBytes. */
   regionPayloads: 4,
   minRegionBytes: 64 * 1024 * 1024,

@@ -94,7 +94,7 @@ export interface PoolOptions {
  * into and the host reads. The gRPC message carries only where each blob lies.
  */
 export interface SharedMemoryOptions {
-  /** Arrays and byte strings of at least this many bytes go through the regions (default 256 KiB). */
+  /** Arrays and byte strings of at least this many bytes go through the regions (default 128 KiB: below, the two ways measured level). */
   thresholdBytes?: number;
   /**
    * Cap of each of a worker's two regions: the blobs of the calls in flight on
