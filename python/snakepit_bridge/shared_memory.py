@@ -164,14 +164,9 @@ class InRegion:
 
     def close(self) -> None:
         with self._lock:
-            current, self._map = self._map, None
-            if current is not None:
-                # Arrays still referenced keep it mapped until they go (mmap refuses to close under them).
-                with contextlib.suppress(BufferError):
-                    current.close()
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            # Arrays still referenced keep the mapping until they go.
+            _unmap(self._map, self._fd)
+            self._map, self._fd = None, -1
 
 
 class OutRegion:
@@ -251,14 +246,19 @@ class OutRegion:
 
     def close(self) -> None:
         with self._lock:
-            current, self._map = self._map, None
-            if current is not None:
-                # A tool thread still copying (abandoned at shutdown) keeps it mapped until it is done.
-                with contextlib.suppress(BufferError):
-                    current.close()
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            # A tool thread still copying (abandoned at shutdown) keeps the mapping until it is done.
+            _unmap(self._map, self._fd)
+            self._map, self._fd = None, -1
+
+
+def _unmap(mapping: mmap.mmap | None, fd: int) -> None:
+    """Closes a region's mapping and file; a mapping a buffer still uses stays until that buffer goes."""
+    if mapping is not None:
+        # mmap refuses to close under an exported buffer; the last reference unmaps it instead.
+        with contextlib.suppress(BufferError):
+            mapping.close()
+    if fd >= 0:
+        os.close(fd)
 
 
 def _copy(target: mmap.mmap, offset: int, data: bytes | memoryview, length: int) -> None:

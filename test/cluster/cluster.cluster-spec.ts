@@ -5,7 +5,6 @@ import {
   isAlive,
   parseSse,
   sleep,
-  startSampleApp,
   workerPids,
   type ExecuteOutcome,
   type HealthBody,
@@ -13,13 +12,12 @@ import {
   type SampleApp,
   type ToolList,
 } from '../helpers/sample-app';
+import { ClusterNodes, HEARTBEAT_MS, NODE_TTL_MS } from './cluster-nodes';
 import { RedisServer } from './redis-server';
 
 jest.setTimeout(60_000);
 
-// A short failure-detection window keeps the suite quick; production defaults are 1 s / 3 s.
-const HEARTBEAT_MS = 250;
-const NODE_TTL_MS = 1_000;
+// The test clusters' short failure-detection window keeps the suite quick; production defaults are 1 s / 3 s.
 /** The detection window (deadline + the next sync of a surviving node), with room for a loaded 2-core machine. */
 const DETECTION_WINDOW_MS = NODE_TTL_MS + 2 * HEARTBEAT_MS + 3_000;
 
@@ -33,19 +31,8 @@ describe('cluster mode (three nodes, one Redis)', () => {
   let a: SampleApp;
   let b: SampleApp;
   let c: SampleApp;
-  const apps: SampleApp[] = [];
-
-  const node = (nodeId: string, pools: string) =>
-    startSampleApp({
-      REDIS_URL: redis.url,
-      SNAKEPIT_NODE_ID: nodeId,
-      SNAKEPIT_POOLS: pools,
-      SNAKEPIT_CLUSTER_HEARTBEAT_MS: String(HEARTBEAT_MS),
-      SNAKEPIT_CLUSTER_NODE_TTL_MS: String(NODE_TTL_MS),
-    }).then((app) => {
-      apps.push(app);
-      return app;
-    });
+  const nodes = new ClusterNodes(() => redis.url);
+  const node = (nodeId: string, pools: string) => nodes.start(nodeId, pools);
 
   async function toolsOf(app: SampleApp): Promise<Record<string, string[]>> {
     const { body } = await app.request<ToolList>('GET', '/api/tools');
@@ -75,7 +62,7 @@ describe('cluster mode (three nodes, one Redis)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(apps.map((app) => app.stop()));
+    await nodes.stopAll();
     await redis?.dispose();
   });
 

@@ -1,14 +1,13 @@
 import { expect } from '@jest/globals';
 import type { SessionInfo } from '@snakepit/nestjs';
-import { eventually, freePort, startSampleApp, type ExecuteOutcome, type JsonResponse, type SampleApp, type ToolList } from '../helpers/sample-app';
+import { eventually, freePort, type ExecuteOutcome, type JsonResponse, type SampleApp, type ToolList } from '../helpers/sample-app';
 import { TcpProxy, type CutMode } from '../helpers/tcp-proxy';
+import { ClusterNodes } from './cluster-nodes';
 import { RedisServer } from './redis-server';
 
 jest.setTimeout(90_000);
 
-// A short failure-detection window keeps the suite quick (keepalive pings every heartbeat, answered within the TTL).
-const HEARTBEAT_MS = 250;
-const NODE_TTL_MS = 1_000;
+// The test clusters' short failure-detection window keeps the suite quick (keepalive pings every heartbeat, answered within the TTL).
 /** Every forwarded call in this file carries this budget. */
 const BUDGET_MS = 4_000;
 /**
@@ -42,22 +41,11 @@ describe('cluster mode under a network partition (A and C cut off from B, Redis 
   let a: SampleApp;
   let b: SampleApp;
   let c: SampleApp;
-  const apps: SampleApp[] = [];
+  const nodes = new ClusterNodes(() => redis.url);
   let bWorkerPid: number;
   let cWorkerPid: number;
 
-  const node = (nodeId: string, pools: string, env: Record<string, string> = {}) =>
-    startSampleApp({
-      REDIS_URL: redis.url,
-      SNAKEPIT_NODE_ID: nodeId,
-      SNAKEPIT_POOLS: pools,
-      SNAKEPIT_CLUSTER_HEARTBEAT_MS: String(HEARTBEAT_MS),
-      SNAKEPIT_CLUSTER_NODE_TTL_MS: String(NODE_TTL_MS),
-      ...env,
-    }).then((app) => {
-      apps.push(app);
-      return app;
-    });
+  const node = (nodeId: string, pools: string, env: Record<string, string> = {}) => nodes.start(nodeId, pools, env);
 
   async function nodesOf(app: SampleApp, pool: string): Promise<string[] | undefined> {
     const { body } = await app.request<ToolList>('GET', '/api/tools');
@@ -125,7 +113,7 @@ describe('cluster mode under a network partition (A and C cut off from B, Redis 
   }, 150_000);
 
   afterAll(async () => {
-    await Promise.all(apps.map((app) => app.stop()));
+    await nodes.stopAll();
     await proxy?.dispose();
     await redis?.dispose();
   });

@@ -14,8 +14,9 @@ import { ClusterClient } from '../../libs/snakepit/src/cluster/transport/cluster
 import type { ForwardedCall, ForwardedReply__Output } from '../../libs/snakepit/src/cluster/transport/cluster-messages';
 import { clusterMethod, sendAsIs, signedRequest } from '../../libs/snakepit/src/cluster/transport/cluster-proto';
 import { encodeArgs } from '../../libs/snakepit/src/bridge/payload';
-import { eventually, startSampleApp, type ExecuteOutcome, type SampleApp, type ToolList } from '../helpers/sample-app';
+import { eventually, type ExecuteOutcome, type SampleApp, type ToolList } from '../helpers/sample-app';
 import { TestPki, type Issued } from '../helpers/test-pki';
+import { ClusterNodes } from './cluster-nodes';
 import { RedisServer } from './redis-server';
 
 jest.setTimeout(60_000);
@@ -42,30 +43,22 @@ describe('cluster security (mTLS, signed records and calls, Redis TLS and ACL)',
   let a: SampleApp;
   let b: SampleApp;
   let client: Issued;
-  const apps: SampleApp[] = [];
+  const nodes = new ClusterNodes(() => redis.url);
 
   const node = (nodeId: string, pools: string, secret: string, accepted: string) => {
     const cert = pki.issue(nodeId);
     const redisClient = redis.clientCertificate!;
-    return startSampleApp({
-      REDIS_URL: redis.url,
+    return nodes.start(nodeId, pools, {
       SNAKEPIT_REDIS_TLS_CA: pki.ca,
       SNAKEPIT_REDIS_TLS_CERT: redisClient.cert,
       SNAKEPIT_REDIS_TLS_KEY: redisClient.key,
       // The name in Redis's certificate: Node warns when asked to check an IP address through SNI.
       SNAKEPIT_REDIS_TLS_SERVERNAME: 'localhost',
-      SNAKEPIT_NODE_ID: nodeId,
-      SNAKEPIT_POOLS: pools,
       SNAKEPIT_CLUSTER_SECRET: secret,
       SNAKEPIT_CLUSTER_ACCEPTED_SECRETS: accepted,
       SNAKEPIT_CLUSTER_TLS_CA: pki.ca,
       SNAKEPIT_CLUSTER_TLS_CERT: cert.cert,
       SNAKEPIT_CLUSTER_TLS_KEY: cert.key,
-      SNAKEPIT_CLUSTER_HEARTBEAT_MS: '250',
-      SNAKEPIT_CLUSTER_NODE_TTL_MS: '1000',
-    }).then((app) => {
-      apps.push(app);
-      return app;
     });
   };
 
@@ -122,7 +115,7 @@ describe('cluster security (mTLS, signed records and calls, Redis TLS and ACL)',
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(apps.map((app) => app.stop()));
+    await nodes.stopAll();
     admin?.disconnect();
     await redis?.dispose();
     pki?.dispose();
