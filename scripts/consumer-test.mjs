@@ -12,7 +12,7 @@
 // Nothing but the artifacts and the template comes from the repository; every step
 // is bounded in time; the temporary folder is removed (kept with --keep).
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,7 +157,7 @@ async function main(workDir) {
   // As the app's pool sees it: its adapter on PYTHONPATH, the interpreter .venv/bin/python (doctor's default).
   const snakepit = join(appDir, 'node_modules', '.bin', 'snakepit');
   const doctor = run(snakepit, ['doctor', '--adapter', 'consumer_models.text:TextAdapter'], appDir, 60_000, { PYTHONPATH: 'py' });
-  if (!/\(stats\)/.test(doctor)) fail(`snakepit doctor does not list the adapter's tool:\n${doctor}`);
+  if (!/tools \(flip, stats\)/.test(doctor)) fail(`snakepit doctor does not list the adapter's tool:\n${doctor}`);
   log('npx snakepit doctor: all checks pass');
 
   const host = spawn(process.execPath, [join(appDir, 'dist', 'main.js')], { cwd: appDir, env: { ...env, PORT: '0', POOL_SIZE: String(POOL_SIZE) } });
@@ -191,6 +191,20 @@ async function main(workDir) {
     expectEqual('POST /text/stats with a number as text', [bad.status, bad.body?.error?.code], [400, 'INVALID_ARGUMENTS']);
     log('tool call answered; bad arguments refused with INVALID_ARGUMENTS');
 
+    // 4 MiB of bytes each way, over the threshold: through the run's shared-memory regions (no numpy needed).
+    const flipped = await request(`${url}/text/flip`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"size": 4194304}' });
+    expectEqual('POST /text/flip of 4 MiB', flipped, { status: 200, body: { size: 4194304, intact: true } });
+    // The run's region directory, as the app's workers were told it.
+    const regions = [...new Set(processesIn(appDir).flatMap((proc) => /--shm-in (\S+)\/[^/\s]+\.in\b/.exec(proc.cmdline)?.[1] ?? []))];
+    if (existsSync('/dev/shm') && (regions.length !== 1 || !regions[0].startsWith('/dev/shm/snakepit-') || !existsSync(regions[0]))) {
+      fail(`expected the workers' one shared-memory directory in /dev/shm, found ${JSON.stringify(regions)}`);
+    }
+    // The worker wrote the reversed 4 MiB into its own region (.out): the result did not ride in a gRPC message.
+    if (existsSync('/dev/shm') && !readdirSync(regions[0]).some((file) => file.endsWith('.out') && statSync(join(regions[0], file)).size >= 4194304)) {
+      fail(`no worker region in ${regions[0]} holds the 4 MiB result`);
+    }
+    log(`4 MiB of bytes through shared memory (${regions[0]}) and back intact`);
+
     const health = await request(`${url}/health`);
     expectEqual(
       'GET /health',
@@ -216,7 +230,9 @@ async function main(workDir) {
     await waitFor('the watchdog to exit', 5_000, () => (processesIn(appDir).length === 0 ? true : undefined)).catch(() =>
       fail(`processes left 5 s after the app exited: ${describe(processesIn(appDir))}`),
     );
-    log(`SIGTERM: clean exit, ${POOL_SIZE} workers stopped, nothing left running`);
+    const leftRegions = regions.filter((dir) => existsSync(dir));
+    if (leftRegions.length > 0) fail(`the shared-memory directory is left after the app exited: ${leftRegions.join(', ')}`);
+    log(`SIGTERM: clean exit, ${POOL_SIZE} workers stopped, nothing left running or in /dev/shm`);
   } finally {
     if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
   }

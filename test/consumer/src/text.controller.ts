@@ -17,4 +17,14 @@ export class TextController {
     const { result } = await this.pools.execute<TextStats>('stats', body);
     return result;
   }
+
+  /** `size` bytes of a pattern through the `flip` tool and back: whether they came back reversed. */
+  @Post('flip')
+  @HttpCode(200)
+  async flip(@Body() body: { size: number }): Promise<{ size: number; intact: boolean }> {
+    const data = Buffer.alloc(body.size);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+    const { result } = await this.pools.execute<Buffer>('flip', { data });
+    return { size: result.length, intact: Buffer.isBuffer(result) && result.equals(data.reverse()) };
+  }
 }

@@ -19,3 +19,8 @@ class TextAdapter(Adapter):
         words = [word.strip(".,;:!?\"'").lower() for word in text.split()]
         counts = Counter(word for word in words if word and word not in self.stop_words)
         return {"words": len(words), "top": counts.most_common(top)}
+
+    @tool
+    def flip(self, data: bytes) -> bytes:
+        """`data` reversed: bytes in, bytes out (large ones travel through shared memory)."""
+        return data[::-1]
