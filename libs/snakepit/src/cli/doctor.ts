@@ -16,6 +16,7 @@ import {
   type RequiredPackage,
 } from './doctor-probes';
 import { runPythonProbe } from './python-probe';
+import { checkSharedMemory } from './shared-memory-check';
 import { checkSocketDir } from './socket-dir-check';
 
 /** snakepit_bridge needs 3.11 (python/pyproject.toml `requires-python`; it subscripts logging.LoggerAdapter). */
@@ -59,11 +60,12 @@ export function defaultPython(): string {
 
 /** Every check, in report order. Python probes are bounded by a timeout, so this always settles. */
 export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
-  const [pythonChecks, socketCheck] = await Promise.all([
+  const [pythonChecks, socketCheck, sharedCheck] = await Promise.all([
     checkPython(options.python ?? defaultPython(), options.adapter, libraryVersion()),
     checkSocketDir(options.socketDir ?? tmpdir()),
+    checkSharedMemory(),
   ]);
-  return [...pythonChecks, socketCheck];
+  return [...pythonChecks, socketCheck, sharedCheck];
 }
 
 const DEPENDENT_CHECKS = ['virtualenv', ...Object.keys(REQUIRED_PACKAGES), 'snakepit_bridge', 'stubs'];

@@ -15,7 +15,7 @@ export const USAGE = `Usage: snakepit <command> [options]
 Commands:
   doctor [--python PATH] [--adapter module:Class] [--socket-dir DIR] [--json]
       Check the Python interpreter (default: .venv/bin/python if present, else python3),
-      its packages and generated stubs, an adapter, and the socket directory.
+      its packages and generated stubs, an adapter, the socket directory and shared memory.
       Exits with 1 when a check fails.
   new-adapter NAME [--dir DIR]
       Write a commented adapter skeleton with pytest tests to DIR/NAME (DIR: the current directory).
