@@ -162,10 +162,10 @@ describe('structured errors and hostile input', () => {
       expect((await app.execute('ping')).body.result).toBe('pong');
     });
 
-    it('a body over the size limit → 413', async () => {
+    it('a body over the size limit → 413 naming BODY_LIMIT_BYTES', async () => {
       const response = await app.request<SnakepitErrorBody>('POST', '/api/execute', { tool: 'echo', args: { value: 'y'.repeat(100 * 1024) } });
       expect(response.status).toBe(413);
-      expect(response.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+      expect(response.body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { option: 'BODY_LIMIT_BYTES', limitBytes: 64 * 1024 } });
     });
 
     it('10,000 concurrent requests against a pool of 2: bounded queue answers 429, the host stays up and serves again', async () => {

@@ -169,7 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
     pools: parsePools(env),
     logLevel: env.LOG_LEVEL || 'info',
     exposeTracebacks: env.EXPOSE_TRACEBACKS ? env.EXPOSE_TRACEBACKS === 'true' : !production,
-    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1024 * 1024),
+    // Room for a call of the default maxPayloadBytes (16 MiB) as JSON: $ndarray data is base64, 4/3 of the array.
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 24 * 1024 * 1024),
     lifecycle: {
       // Two sample apps on different ports are different instances: neither cleans up after the other.
       instanceName: env.SNAKEPIT_INSTANCE || `sample-${integer(env, 'PORT', 3000)}`,

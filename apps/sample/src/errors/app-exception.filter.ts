@@ -52,7 +52,9 @@ export class AppExceptionFilter implements ExceptionFilter {
     // getStatus() is typed number; the platform's statuses are HttpStatus values.
     switch (exception.getStatus() as HttpStatus) {
       case HttpStatus.PAYLOAD_TOO_LARGE:
-        return new SnakepitError('PAYLOAD_TOO_LARGE', `The request body exceeds ${bodyLimitBytes} bytes`, { details: { limitBytes: bodyLimitBytes } });
+        return new SnakepitError('PAYLOAD_TOO_LARGE', `The request body exceeds ${bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`, {
+          details: { limitBytes: bodyLimitBytes, option: 'BODY_LIMIT_BYTES' },
+        });
       case HttpStatus.BAD_REQUEST:
       case HttpStatus.UNSUPPORTED_MEDIA_TYPE:
         return new SnakepitError('INVALID_ARGUMENTS', `Bad request body: ${exception.message}`, { details: { field: 'body' } });
