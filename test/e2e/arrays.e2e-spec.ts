@@ -34,7 +34,7 @@ describe('arrays and bytes through the sample app', () => {
   let app: SampleApp;
 
   beforeAll(async () => {
-    app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD_BYTES), BODY_LIMIT_BYTES: String(4 * 1024 * 1024) });
+    app = await startSampleApp({ SNAKEPIT_POOL_SIZE: '1', SNAKEPIT_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD_BYTES), BODY_LIMIT_BYTES: String(8 * 1024 * 1024) });
   });
 
   afterAll(async () => {
@@ -47,6 +47,16 @@ describe('arrays and bytes through the sample app', () => {
     const { status, body } = await app.execute<ExecuteOutcome>('array_sum', { x: ndarrayJson('float32', [4], new Float32Array([1, 2, 3, 4.5])) });
     expect(status).toBe(200);
     expect(body.result).toBe(10.5);
+  });
+
+  it('scales a 700×700 float64 matrix (3.9 MB, its base64 5.2 MB) both ways: large $ndarray data is read and written whole', async () => {
+    const x = Float64Array.from({ length: 700 * 700 }, (_, i) => (i % 7) - 3);
+    const { status, body } = await app.execute<ExecuteOutcome>('array_scale', { x: ndarrayJson('float64', [700, 700], x), factor: 2 });
+    expect(status).toBe(200);
+    const { $ndarray: out } = body.result as NdArrayJson;
+    expect([out.dtype, out.shape]).toEqual(['float64', [700, 700]]);
+    const y = new Float64Array(new Uint8Array(Buffer.from(out.data, 'base64')).buffer);
+    expect(y.every((v, i) => v === x[i] * 2)).toBe(true);
   });
 
   it('scales an array: the result comes back as $ndarray with its dtype, shape and values', async () => {
@@ -131,8 +141,10 @@ describe('arrays and bytes through the sample app', () => {
     });
 
     it('data that is not base64, and an $ndarray without its fields', async () => {
-      const notBase64 = await app.execute<SnakepitErrorBody>('array_sum', { x: { $ndarray: { dtype: 'float32', shape: [1], data: 'AA!A' } } });
-      expect(notBase64.body.error).toMatchObject({ code: 'INVALID_ARGUMENTS', details: { path: '$.x' } });
+      for (const data of ['AA!A', 'AAA', 'A=AA', 'AAAA='.repeat(2)]) {
+        const notBase64 = await app.execute<SnakepitErrorBody>('array_sum', { x: { $ndarray: { dtype: 'float32', shape: [1], data } } });
+        expect(notBase64.body.error).toMatchObject({ code: 'INVALID_ARGUMENTS', details: { path: '$.x' } });
+      }
       const noShape = await app.execute<SnakepitErrorBody>('echo', { value: [{ $ndarray: { dtype: 'float32', data: '' } }] });
       expect(noShape.body.error).toMatchObject({ code: 'INVALID_ARGUMENTS', details: { path: '$.value[0]' } });
     });
