@@ -145,8 +145,10 @@ describe('cluster mode under a network partition (A and C cut off from B, Redis 
     // The call that was running on B never returns to A (its answer went into the hole): it failed, structured.
     const onB = answers.slice(0, 2).filter((answer) => answer !== 'hung' && answer.status !== 200);
     expect(onB).toHaveLength(1);
-    // B's worker ran its call to the end all the same, and is free again.
+    // B's own keepalive finds A silent too and cancels the call it was running for A: its worker is free again.
     await eventually(async () => (await b.workers('inference'))[0].busy === 0 || undefined, 10_000, 50);
+    const { text } = await b.request('GET', '/metrics');
+    expect(text).toMatch(/^snakepit_calls_total\{pool="inference",tool="sleep",outcome="CANCELLED"\} 1$/m);
     await expectForwardsToBAgain();
   });
 

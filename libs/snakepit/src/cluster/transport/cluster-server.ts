@@ -37,8 +37,15 @@ export class ClusterServer {
 
   /** Starts serving on `cluster.listen`; resolves with the address other nodes should dial. */
   async start(): Promise<string> {
-    // Channelz off: it costs per call and nothing here reads it.
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': this.maxPayloadBytes + ENVELOPE_BYTES, 'grpc.enable_channelz': 0 });
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': this.maxPayloadBytes + ENVELOPE_BYTES,
+      // Channelz off: it costs per call and nothing here reads it.
+      'grpc.enable_channelz': 0,
+      // Pings to each calling node, as the client pings this one: a caller cut off (a partition, a dead host)
+      // is detected within the failure window, and its calls here are cancelled instead of running on for nobody.
+      'grpc.keepalive_time_ms': this.cluster.heartbeatIntervalMs,
+      'grpc.keepalive_timeout_ms': this.cluster.nodeTtlMs,
+    });
     server.addService(digestingServiceDefinition(), this.handlers());
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(this.cluster.listen, serverCredentials(this.cluster.tls), (error, bound) => (error ? reject(error) : resolve(bound))),
