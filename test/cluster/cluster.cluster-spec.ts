@@ -162,7 +162,10 @@ describe('cluster mode (three nodes, one Redis)', () => {
     expect((await running).body).toMatchObject({ result: 1_500, workerId: 'gpu-1', pool: 'gpu' });
     await stopped;
     await eventually(async () => ((await toolsOf(a)).gpu === undefined ? true : undefined));
-    expect((await a.execute<SnakepitErrorBody>('add', { a: 1, b: 1 }, { pool: 'gpu' })).body.error.code).toBe('POOL_NOT_FOUND');
+    const gone = (await a.execute<SnakepitErrorBody>('add', { a: 1, b: 1 }, { pool: 'gpu' })).body.error;
+    // The error lists the pools the cluster does serve, the other nodes' included.
+    expect(gone).toMatchObject({ code: 'POOL_NOT_FOUND', details: { pool: 'gpu' } });
+    expect([...(gone.details.pools as string[])].sort()).toEqual(['batch', 'default', 'inference']);
   });
 
   it('survives SIGKILL of B under load: no call hangs, its sessions live on, its pools leave the registry', async () => {

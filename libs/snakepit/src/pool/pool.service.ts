@@ -426,8 +426,10 @@ export class PoolService implements OnModuleInit, BeforeApplicationShutdown, OnA
   private pool(name: string): WorkerPool {
     const pool = this.pools.get(name);
     if (!pool) {
+      // In a cluster, every pool a caller could name: the other nodes' too.
+      const known = this.remote ? this.listTools().map((entry) => entry.pool) : [...this.pools.keys()];
       throw new SnakepitError('POOL_NOT_FOUND', `No pool named ${JSON.stringify(name)}`, {
-        details: { pool: name, pools: [...this.pools.keys()] },
+        details: { pool: name, pools: known },
       });
     }
     return pool;
