@@ -1,5 +1,6 @@
+import { Injectable } from '@nestjs/common';
 import type { TestingModule } from '@nestjs/testing';
-import { NdArray, PoolService, SnakepitError, type WorkerInfo } from '@snakepit/nestjs';
+import { HostTool, NdArray, PoolService, SnakepitError, type WorkerInfo } from '@snakepit/nestjs';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +32,18 @@ function ramp(n: number): Float32Array {
 function fileInfo(path: string): { mode: number; size: number } {
   const stats = statSync(path);
   return { mode: stats.mode & 0o777, size: stats.size };
+}
+
+@Injectable()
+class LargeHostTools {
+  /** Called from Python through the showcase's call_host: a large array in from the worker's region, one twice its size back through the host's. */
+  @HostTool('tile_on_host', { parameters: [{ name: 'x', type: 'ndarray', dtype: 'float32' }] })
+  tileOnHost({ x }: { x: NdArray<'float32'> }): NdArray<'float32'> {
+    const y = new Float32Array(x.size * 2);
+    y.set(x.data);
+    y.set(x.data, x.size);
+    return NdArray.from(y);
+  }
 }
 
 /**
@@ -75,7 +88,7 @@ describe('shared memory between the host and its workers', () => {
         },
         { name: 'inline', size: 1, adapter: 'snakepit_bridge.examples.showcase:ShowcaseAdapter', maxPayloadBytes: 2 * MIB, sharedMemory: false },
       ],
-      [],
+      [LargeHostTools],
       { sharedMemoryDir: base },
     );
     pools = moduleRef.get(PoolService);
@@ -134,6 +147,15 @@ describe('shared memory between the host and its workers', () => {
     const joined = new Float32Array(x.length);
     parts.reduce((at, part) => (joined.set(part, at), at + part.length), 0);
     expect(Buffer.from(joined.buffer).equals(Buffer.from(x.buffer))).toBe(true);
+  });
+
+  it('carries large arrays to a host tool and back: the worker region out, the host region in, the result out again', async () => {
+    const x = ramp(192 * 1024); // 768 KiB to the host, 1.5 MiB back (under maxPayloadBytes, which caps what the host sends)
+    const { result } = await pools.execute<NdArray>('call_host', { name: 'tile_on_host', args: { x } }, { pool: 'shm' });
+    expect([result.dtype, result.shape]).toEqual(['float32', [2 * x.length]]);
+    const y = result.data as Float32Array;
+    expect(y.subarray(0, x.length).every((v, i) => v === x[i]) && y.subarray(x.length).every((v, i) => v === x[i])).toBe(true);
+    expect(worker('shm').sharedMemoryBytes).toBe(0);
   });
 
   it('fails a call its full host region cannot take with RESOURCE_EXHAUSTED, and runs the call holding it', async () => {
