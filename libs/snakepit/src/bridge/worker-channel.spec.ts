@@ -5,6 +5,7 @@ import type { HostFrame } from './generated/snakepit/bridge/v1/HostFrame';
 import type { HostMessage } from './generated/snakepit/bridge/v1/HostMessage';
 import { hostMessageBytes } from './frame-size';
 import { WorkerChannel, type CallListener } from './worker-channel';
+import { Prng } from '../pool/simulation/prng';
 import type { SharedPayloads } from '../shared-memory/shared-memory.interfaces';
 import { WorkerRegions } from '../shared-memory/worker-regions';
 import type { WorkerMessage__Output } from './generated/snakepit/bridge/v1/WorkerMessage';
@@ -310,6 +311,55 @@ describe('WorkerChannel over shared memory', () => {
     stream.emit('error', { details: 'socket closed' });
     expect(regions.inUse).toBe(0);
   });
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])(
+    'keeps slots and answers straight through a random interleaving of calls, answers, chunks and cancels (seed %i)',
+    async (seed) => {
+      const prng = new Prng(seed);
+      const holds = new Map<number, number>(); // call id -> bytes it placed in the host region
+      const endedIds = new Set<number>();
+      let outOffset = 0;
+      const sentOffsets: number[] = [];
+      const worker: CallListener = { chunk: () => undefined, end: (message) => endedIds.add(Number(message.id)), broken: () => undefined };
+      /** A worker-region slot the "worker" fills: the host must read it and hand it back. */
+      const shared = (length: number) => {
+        const offset = outOffset;
+        outOffset += 64 * Math.ceil(length / 64);
+        writeFileSync(regions.outPath, Buffer.alloc(outOffset, 1));
+        sentOffsets.push(offset);
+        return { path: [], dtype: 'bytes', shape: [], data: Buffer.alloc(0), shared: { offset, length } };
+      };
+      for (let step = 0; step < 120; step++) {
+        const live = [...holds.keys()].filter((id) => !endedIds.has(id));
+        const action = live.length === 0 ? 'call' : prng.weighted({ call: 3, result: 2, chunk: 2, error: 1, cancelled: 1 });
+        if (action === 'call') {
+          const size = prng.pick([10, 2_000, 9_000, 30_000])!;
+          const id = channel.call(bigCall(Buffer.alloc(size, step)), worker)!;
+          // A call its region cannot take ends with RESOURCE_EXHAUSTED, holding nothing.
+          holds.set(id, size >= threshold ? size : 0);
+        } else {
+          const id = prng.pick(live)!;
+          const value = () => ({ json: Buffer.from('null'), blobs: [shared(prng.int(1, 3_000))] });
+          if (action === 'chunk') answer({ id, kind: 'chunk', chunk: { value: value(), seq: 0 } });
+          else if (action === 'result') answer({ id, kind: 'result', result: { value: value(), session: null } });
+          else if (action === 'error')
+            answer({ id, kind: 'error', error: { error: { code: 'X', message: 'x', python: null, detailsJson: Buffer.from('{}') }, session: null } });
+          else answer({ id, kind: 'cancelled', cancelled: { reason: 'asked' } });
+        }
+        await Promise.resolve();
+        // The host region holds exactly the slots of the calls still running (aligned up), never those of ended calls.
+        const held = [...holds].filter(([id]) => !endedIds.has(id)).reduce((sum, [, bytes]) => sum + 64 * Math.ceil(bytes / 64), 0);
+        expect(regions.inUse).toBe(held);
+      }
+      for (const id of [...holds.keys()].filter((call) => !endedIds.has(call))) answer({ id, kind: 'cancelled', cancelled: { reason: 'done' } });
+      await nextTurn();
+      expect(regions.inUse).toBe(0);
+      // Every worker-region slot the host received went back, once, in order.
+      const released = stream.frames.flat().flatMap((message) => (message.release?.offsets ?? []).map(Number));
+      expect(released).toEqual(sentOffsets);
+      expect(new Set(released).size).toBe(released.length);
+    },
+  );
 
   it('removes both region files on close', () => {
     expect(existsSync(regions.inPath) && existsSync(regions.outPath)).toBe(true);
