@@ -86,11 +86,14 @@ function payloadBytes(payload: Payload | null | undefined): number {
 /**
  * One blob's field in its payload: the field itself, each path segment (its
  * field and its key's field or index varint), the dtype, the packed shape and
- * the data, each a length-delimited field (a tag and a 5-byte length at most).
+ * the data (or its shared-memory slot), each a length-delimited field (a tag
+ * and a 5-byte length at most).
  */
 function blobBytes(blob: Blob): number {
   let bytes = FIELD_OVERHEAD + FIELD_OVERHEAD + byteLength(blob.dtype) + FIELD_OVERHEAD + VARINT_MAX * (blob.shape?.length ?? 0);
   bytes += FIELD_OVERHEAD + byteLength(blob.data);
+  // A shared-memory slot instead of the data: its field and two varints with their tags.
+  if (blob.shared) bytes += FIELD_OVERHEAD + 2 * (1 + VARINT_MAX);
   for (const segment of blob.path ?? [])
     bytes += FIELD_OVERHEAD + (segment.key === undefined ? FIELD_OVERHEAD : FIELD_OVERHEAD + Buffer.byteLength(segment.key));
   return bytes;

@@ -162,6 +162,21 @@ describe('hostMessageBytes', () => {
     // The blobs are counted, not only the JSON beside them.
     expect(hostMessageBytes(message) - withoutBlobs).toBeGreaterThan(4 * 70_000);
   });
+
+  it('bounds it from above for blobs that are shared-memory slots, and many release offsets', () => {
+    const root = protobuf.loadSync(join(__dirname, '../../../../proto/snakepit/bridge/v1/bridge.proto'));
+    const HostMessage = root.lookupType('snakepit.bridge.v1.HostMessage');
+    const slot = { path: [{ key: 'x' }], dtype: 'float64', shape: [2 ** 40], shared: { offset: 2 ** 52, length: 2 ** 52 } };
+    const bytesSlot = { path: [], dtype: 'bytes', shape: [], shared: { offset: 2 ** 52, length: 2 ** 52 } };
+    const call = {
+      id: 2 ** 40,
+      call: { tool: 't', args: { json: Buffer.from('{"x":null}'), blobs: Array.from({ length: 50 }, (_, i) => (i % 2 ? slot : bytesSlot)) } },
+    };
+    const release = { id: 0, release: { offsets: Array.from({ length: 500 }, () => 2 ** 52) } };
+    for (const message of [call, release]) {
+      expect(hostMessageBytes(message)).toBeGreaterThanOrEqual(HostMessage.encode(HostMessage.fromObject(message)).finish().length);
+    }
+  });
 });
 
 const streamRequest = { tool: 'chunks', args: { json: Buffer.from('{}') }, stream: true };
