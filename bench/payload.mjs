@@ -2,7 +2,8 @@
 // Section `payload` (issue 14, Performance): float32 arrays through PoolService.execute
 // (`array_sum`: the array goes to the worker; `array_fill`: it comes back; `array_scale`:
 // both ways), with shared memory on (the default, `snakepit`) and off (`snakepit-grpc`: the
-// blobs inside the gRPC messages), against three baselines measured in the same run: the
+// blobs inside the gRPC messages), the same bytes as a Buffer (`snakepit-bytes`: `bytes_len`,
+// `bytes_make`, `reverse_bytes`), against three baselines measured in the same run: the
 // same array as a JSON list (`echo`, both ways, <= 8 MiB), raw gRPC bytes in one message
 // (bench/py/bytes_server.py, grpc-js <-> grpcio, no Snakepit code) and the copy floor (a
 // copy into a tmpfs-backed file and a read back, no RPC; as
@@ -211,10 +212,36 @@ export async function sectionPayload(o) {
             },
           },
         ]);
+      const pools = /** @type {NonNullable<typeof sp>} */ (sp).pools;
       /** @type {{ kase: string, dir: 'args'|'result'|'both', run: () => Promise<void> }[]} */
       const cases = [
-        ...snakepitCases('snakepit', /** @type {NonNullable<typeof sp>} */ (sp).pools),
+        ...snakepitCases('snakepit', pools),
         ...snakepitCases('snakepit-grpc', /** @type {NonNullable<typeof spGrpc>} */ (spGrpc).pools),
+        // The same bytes as a Buffer (Python: bytes, which a tool receives as its own copy) instead of an array.
+        {
+          kase: 'snakepit-bytes',
+          dir: 'args',
+          run: async () => {
+            const n = (await pools.execute('bytes_len', { data: xBuf })).result;
+            if (n !== bytes) throw new Error(`bytes_len: ${n}`);
+          },
+        },
+        {
+          kase: 'snakepit-bytes',
+          dir: 'result',
+          run: async () => {
+            const r = /** @type {unknown} */ ((await pools.execute('bytes_make', { n: bytes, fill: 7 })).result);
+            if (!Buffer.isBuffer(r) || r.length !== bytes || r[bytes - 1] !== 7) throw new Error('bytes_make: not the bytes asked for');
+          },
+        },
+        {
+          kase: 'snakepit-bytes',
+          dir: 'both',
+          run: async () => {
+            const r = /** @type {unknown} */ ((await pools.execute('reverse_bytes', { data: xBuf })).result);
+            if (!Buffer.isBuffer(r) || r.length !== bytes || r[0] !== xBuf[bytes - 1]) throw new Error('reverse_bytes: not the bytes reversed');
+          },
+        },
         { kase: 'raw-grpc', dir: 'args', run: async () => checkSum((await raw.call('Sum', xBuf)).readDoubleLE(0), want, 'raw Sum') },
         {
           kase: 'raw-grpc',
@@ -252,7 +279,7 @@ export async function sectionPayload(o) {
           kase: 'json',
           dir: 'both',
           run: async () => {
-            const r = (await /** @type {NonNullable<typeof sp>} */ (sp).pools.execute('echo', { value: list })).result;
+            const r = (await pools.execute('echo', { value: list })).result;
             if (!Array.isArray(r)) throw new Error('echo: not a list');
             checkScaled(
               x,
@@ -412,8 +439,9 @@ export function payloadChecks(rows, rss) {
   /** @type {import('./lib/report.mjs').Check[]} */
   const checks = [];
   const tools = { args: 'to the worker (array_sum)', result: 'back (array_fill)', both: 'both ways (array_scale)' };
-  for (const r of rows.filter((x) => x.kase === 'snakepit')) {
-    const where = `${r.mib} MiB, ${tools[r.dir]}`;
+  const bytesTools = { args: 'to the worker (bytes_len)', result: 'back (bytes_make)', both: 'both ways (reverse_bytes)' };
+  for (const r of rows.filter((x) => x.kase === 'snakepit' || x.kase === 'snakepit-bytes')) {
+    const where = r.kase === 'snakepit' ? `${r.mib} MiB, ${tools[r.dir]}` : `${r.mib} MiB of bytes, ${bytesTools[r.dir]}`;
     const vsRaw = r.ratios['raw-grpc'];
     if (vsRaw !== undefined) {
       const goal = r.mib >= 64 ? 5 : r.mib >= 8 ? 2.5 : null;
@@ -438,10 +466,10 @@ export function payloadChecks(rows, rss) {
         ok: goal ? vsCopy >= goal : null,
       });
     }
-    const vsGrpc = r.ratios['snakepit-grpc'];
+    const vsGrpc = r.kase === 'snakepit' ? r.ratios['snakepit-grpc'] : undefined;
     if (vsGrpc !== undefined)
       checks.push({ check: 'payload MiB/s ÷ shared memory off', where, value: vsGrpc, shown: `${f2(vsGrpc)}×`, target: '(info)', ok: null });
-    const vsJson = r.ratios.json;
+    const vsJson = r.kase === 'snakepit' ? r.ratios.json : undefined;
     if (vsJson !== undefined) checks.push({ check: 'payload MiB/s ÷ JSON list', where, value: vsJson, shown: `${f2(vsJson)}×`, target: '(info)', ok: null });
   }
   if (rss) {

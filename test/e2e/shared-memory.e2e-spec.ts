@@ -128,6 +128,9 @@ describe('shared memory between the host and its workers', () => {
     expect(Buffer.concat(nested.result).equals(data)).toBe(true);
     const whole = await pools.execute<Buffer>('reverse_bytes', data, { pool: 'shm' });
     expect(whole.result.equals(Buffer.from(data).reverse())).toBe(true);
+    expect((await pools.execute<number>('bytes_len', { data }, { pool: 'shm' })).result).toBe(data.length);
+    const made = (await pools.execute<Buffer>('bytes_make', { n: 300 * KIB, fill: 5 }, { pool: 'shm' })).result;
+    expect(Buffer.isBuffer(made) && made.length === 300 * KIB && made.every((byte) => byte === 5)).toBe(true);
   });
 
   it('brings back a result larger than one gRPC message; without shared memory the same call is PAYLOAD_TOO_LARGE', async () => {

@@ -175,6 +175,18 @@ class ShowcaseAdapter(Adapter):
         return data[::-1]
 
     @tool
+    def bytes_len(self, data: bytes) -> int:
+        """The length of data: bytes in only."""
+        return len(data)
+
+    @tool
+    def bytes_make(self, n: int, fill: int = 0) -> bytes:
+        """n bytes, each fill (0-255): bytes out only."""
+        if not 0 <= n <= 1 << 30:
+            raise ValueError(f"n must be between 0 and 2**30, got {n}")
+        return bytes([fill]) * n
+
+    @tool
     def bytes_split(self, data: bytes, size: int) -> list[bytes]:
         """Cut data into pieces of size bytes (the last may be shorter): bytes inside a result."""
         if size < 1:
