@@ -94,13 +94,19 @@ describe('ClusterClient', () => {
       });
     });
 
-    it('notices a blackholed connection by keepalive: the call in flight fails as lost, long before its budget', async () => {
+    /** A node server reached through a TcpProxy, and a client that already made one call through it. */
+    async function throughProxy() {
       const server = await nodeServer();
       const proxy = await TcpProxy.start({ host: '127.0.0.1', port: server.port });
       closers.push(() => proxy.dispose());
       const client = clusterClient();
       const node = peer(proxy.address);
       await expect(client.execute(node, { tool: 'quick', pool: 'p' }, LONG_BUDGET_MS)).resolves.toMatchObject({ workerId: 'p-1' });
+      return { server, proxy, client, node };
+    }
+
+    it('notices a blackholed connection by keepalive: the call in flight fails as lost, long before its budget', async () => {
+      const { server, proxy, client, node } = await throughProxy();
 
       const hanging = client.execute(node, { tool: 'hang', pool: 'p' }, LONG_BUDGET_MS);
       await eventually(() => server.received.includes('hang') || undefined, 5_000, 10);
@@ -111,12 +117,7 @@ describe('ClusterClient', () => {
     });
 
     it('fails calls at once while the path is reset, and forwards again after it heals, on the same client', async () => {
-      const server = await nodeServer();
-      const proxy = await TcpProxy.start({ host: '127.0.0.1', port: server.port });
-      closers.push(() => proxy.dispose());
-      const client = clusterClient();
-      const node = peer(proxy.address);
-      await expect(client.execute(node, { tool: 'quick', pool: 'p' }, LONG_BUDGET_MS)).resolves.toMatchObject({ workerId: 'p-1' });
+      const { proxy, client, node } = await throughProxy();
 
       proxy.cut('reset');
       const during = await Promise.allSettled([1, 2, 3].map(() => client.execute(node, { tool: 'quick', pool: 'p' }, LONG_BUDGET_MS)));
