@@ -98,7 +98,8 @@ async function measure() {
     process.on(signal, () => void stopAll().finally(() => process.exit(130)));
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'snakepit-cluster-bench-'));
-  registerCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  // At exit, after every process was stopped: a node still running re-creates its state directory in here.
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
   const redisPort = await freePort();
   const redisServer = spawnTracked('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { cwd: dir });
