@@ -442,35 +442,17 @@ export function payloadChecks(rows, rss) {
   const bytesTools = { args: 'to the worker (bytes_len)', result: 'back (bytes_make)', both: 'both ways (reverse_bytes)' };
   for (const r of rows.filter((x) => x.kase === 'snakepit' || x.kase === 'snakepit-bytes')) {
     const where = r.kase === 'snakepit' ? `${r.mib} MiB, ${tools[r.dir]}` : `${r.mib} MiB of bytes, ${bytesTools[r.dir]}`;
-    const vsRaw = r.ratios['raw-grpc'];
-    if (vsRaw !== undefined) {
-      const goal = r.mib >= 64 ? 5 : r.mib >= 8 ? 2.5 : null;
-      checks.push({
-        check: 'payload MiB/s ÷ raw gRPC bytes',
-        where,
-        value: vsRaw,
-        shown: `${f2(vsRaw)}×`,
-        target: goal ? `≥ ${goal}×` : '(info)',
-        ok: goal ? vsRaw >= goal : null,
-      });
+    /** A ratio against a baseline, with the issue's goal for this size (null: reported only). */
+    const ratioCheck = (/** @type {string} */ check, /** @type {number | undefined} */ value, /** @type {number | null} */ goal) => {
+      if (value === undefined) return;
+      checks.push({ check, where, value, shown: `${f2(value)}×`, target: goal ? `≥ ${goal}×` : '(info)', ok: goal ? value >= goal : null });
+    };
+    ratioCheck('payload MiB/s ÷ raw gRPC bytes', r.ratios['raw-grpc'], r.mib >= 64 ? 5 : r.mib >= 8 ? 2.5 : null);
+    ratioCheck('payload MiB/s ÷ copy floor', r.ratios['copy-floor'], r.mib >= 64 ? 0.5 : null);
+    if (r.kase === 'snakepit') {
+      ratioCheck('payload MiB/s ÷ shared memory off', r.ratios['snakepit-grpc'], null);
+      ratioCheck('payload MiB/s ÷ JSON list', r.ratios.json, null);
     }
-    const vsCopy = r.ratios['copy-floor'];
-    if (vsCopy !== undefined) {
-      const goal = r.mib >= 64 ? 0.5 : null;
-      checks.push({
-        check: 'payload MiB/s ÷ copy floor',
-        where,
-        value: vsCopy,
-        shown: `${f2(vsCopy)}×`,
-        target: goal ? `≥ ${goal}×` : '(info)',
-        ok: goal ? vsCopy >= goal : null,
-      });
-    }
-    const vsGrpc = r.kase === 'snakepit' ? r.ratios['snakepit-grpc'] : undefined;
-    if (vsGrpc !== undefined)
-      checks.push({ check: 'payload MiB/s ÷ shared memory off', where, value: vsGrpc, shown: `${f2(vsGrpc)}×`, target: '(info)', ok: null });
-    const vsJson = r.kase === 'snakepit' ? r.ratios.json : undefined;
-    if (vsJson !== undefined) checks.push({ check: 'payload MiB/s ÷ JSON list', where, value: vsJson, shown: `${f2(vsJson)}×`, target: '(info)', ok: null });
   }
   if (rss) {
     // Peak growth from the first half to the second; a region holds at most one call's 8 MiB each way here, so 16 MiB is the bound.
